@@ -1,0 +1,18 @@
+"""mmconvplug: drop-in conv variants for MMDetection / MMSegmentation.
+
+Importing the package (``custom_imports=dict(imports=['mmconvplug'])`` in a
+config) registers every conv type, backbone, head, dataset, metric and hook in
+mmengine's root registries, so the mmdet and mmseg scopes both find them, and
+applies the compatibility fixes in :mod:`mmconvplug.compat`.
+"""
+from .version import __version__
+from . import compat  # noqa: F401  (first: fixes upstream before use)
+from . import convs  # noqa: F401
+from . import backbones  # noqa: F401
+from . import engine  # noqa: F401
+from . import datasets  # noqa: F401
+from . import keypoint  # noqa: F401
+from . import utils  # noqa: F401  (safe checkpoint loading, CPU DDP)
+from .fold import fold_model, verify_fold
+
+__all__ = ['__version__', 'fold_model', 'verify_fold']

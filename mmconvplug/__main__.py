@@ -1,0 +1,79 @@
+"""``python -m mmconvplug info``: what to paste into a bug report."""
+import argparse
+import platform
+import sys
+from typing import Dict, List
+
+
+def _version(module_name: str) -> str:
+    try:
+        module = __import__(module_name)
+    except Exception as exc:  # report, never crash the report
+        return f'not importable ({type(exc).__name__}: {exc})'
+    return getattr(module, '__version__', 'unknown')
+
+
+def _mmcv_ops() -> str:
+    try:
+        from mmcv.ops import nms, roi_align  # noqa: F401
+    except Exception as exc:
+        return (f'NOT compiled ({exc}); rebuild: pip uninstall -y mmcv && '
+                'pip install --no-build-isolation mmcv==2.1.0')
+    return 'compiled'
+
+
+def registered_by_mmconvplug() -> Dict[str, List[str]]:
+    """Names this package adds to mmengine's root registries, by registry."""
+    import mmconvplug  # noqa: F401  (registers everything)
+    from mmconvplug import registry
+    found: Dict[str, List[str]] = {}
+    for reg_name in registry.__all__:
+        reg = getattr(registry, reg_name)
+        names = sorted(name for name, cls in reg.module_dict.items()
+                       if getattr(cls, '__module__', '').startswith(
+                           'mmconvplug'))
+        if names:
+            found[reg_name] = names
+    return found
+
+
+def info_lines(short: bool = False) -> List[str]:
+    import torch
+    versions = {
+        'mmconvplug': _version('mmconvplug'),
+        'python': platform.python_version(),
+        'torch': torch.__version__,
+        'mmengine': _version('mmengine'),
+        'mmcv': _version('mmcv'),
+        'mmdet': _version('mmdet'),
+        'mmseg': _version('mmseg'),
+    }
+    if short:
+        return [', '.join(f'{k} {v}' for k, v in versions.items())]
+    lines = [f'{k:<11} {v}' for k, v in versions.items()]
+    lines.append(f'{"mmcv ops":<11} {_mmcv_ops()}')
+    cuda = torch.cuda.is_available()
+    lines.append(f'{"CUDA":<11} ' + (
+        f'available ({torch.version.cuda}, {torch.cuda.get_device_name(0)})'
+        if cuda else 'not available'))
+    lines.append(f'{"platform":<11} {platform.platform()}')
+    for reg_name, names in registered_by_mmconvplug().items():
+        lines.append(f'{reg_name:<11} {", ".join(names)}')
+    return lines
+
+
+def main(argv: List[str] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog='mmconvplug', description='mmconvplug command line.')
+    sub = parser.add_subparsers(dest='command', required=True)
+    info = sub.add_parser(
+        'info', help='versions, mmcv ops, CUDA and registered types')
+    info.add_argument('--short', action='store_true', help='one line')
+    args = parser.parse_args(argv)
+    if args.command == 'info':
+        print('\n'.join(info_lines(short=args.short)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tools/benchmark.py`` (ratios measured in one run)."""

@@ -1,0 +1,82 @@
+"""Let mmengine load its own checkpoints under torch's ``weights_only=True``.
+
+Since torch 2.6 ``torch.load`` defaults to ``weights_only=True``, which only
+unpickles allowlisted globals. mmengine 0.10.7 saves, next to the weights, its
+``MessageHub`` (``HistoryBuffer`` objects holding numpy arrays) and the param
+schedulers' state (``collections.Counter`` milestones), so ``resume=True`` and
+``load_from`` fail with "Unsupported global". We allowlist exactly what those
+checkpoints contain, and nothing that can run code:
+
+* numpy arrays, dtypes and scalars (the numpy entries torch's own docs list);
+* ``HistoryBuffer`` and ``collections.Counter`` (plain data containers);
+* ``builtins.getattr`` -- *not* the real one. ``HistoryBuffer`` pickles its
+  statistics methods as ``getattr(HistoryBuffer, 'mean')``; allowlisting the
+  builtin would let a crafted file fetch any attribute of any object on the
+  unpickler's stack (e.g. a function's ``__globals__``, which it could then
+  overwrite). We register, under that name, a getattr that resolves only
+  ``HistoryBuffer``'s registered statistics methods and refuses all else.
+"""
+import builtins
+import collections
+import pickle
+from typing import Any, Callable, List, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+
+SafeGlobal = Union[Callable, Tuple[Callable, str]]
+
+
+def _statistics_method_names() -> set:
+    """Default statistics (set per instance) plus user-registered ones."""
+    return set(HistoryBuffer()._statistics_methods) | set(
+        HistoryBuffer._statistics_methods)
+
+
+def history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` limited to ``HistoryBuffer``'s statistics methods."""
+    if obj is HistoryBuffer and name in _statistics_method_names():
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Refused getattr({obj!r}, {name!r}) while loading a checkpoint: '
+        'mmconvplug only allows getattr(HistoryBuffer, <statistics method>). '
+        'Load only checkpoints you trust; to inspect an untrusted file use '
+        'torch.serialization.get_unsafe_globals_in_checkpoint(path).')
+
+
+def _numpy_globals() -> List[SafeGlobal]:
+    """numpy array / dtype / scalar reconstruction, under numpy 1 and 2 names."""
+    try:
+        multiarray = np._core.multiarray  # numpy >= 2
+        prefix = 'numpy._core.multiarray'
+    except AttributeError:
+        multiarray = np.core.multiarray
+        prefix = 'numpy.core.multiarray'
+    safe: List[SafeGlobal] = [
+        np.ndarray,
+        np.dtype,
+        (multiarray._reconstruct, f'{prefix}._reconstruct'),
+        (multiarray.scalar, f'{prefix}.scalar'),
+    ]
+    # numpy >= 1.25 pickles some dtypes by their class (numpy.dtypes.*DType).
+    for scalar_type in (np.bool_, np.uint8, np.int8, np.int16, np.int32,
+                        np.int64, np.float16, np.float32, np.float64):
+        safe.append(type(np.dtype(scalar_type)))
+    return safe
+
+
+def checkpoint_safe_globals() -> List[SafeGlobal]:
+    """Everything an mmengine 0.10.7 checkpoint needs beyond torch's list."""
+    return _numpy_globals() + [
+        HistoryBuffer,
+        collections.Counter,
+        (history_buffer_getattr, f'{builtins.__name__}.getattr'),
+    ]
+
+
+def register_checkpoint_safe_globals() -> None:
+    """Allowlist :func:`checkpoint_safe_globals` (torch >= 2.4; else no-op)."""
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:
+        add_safe_globals(checkpoint_safe_globals())

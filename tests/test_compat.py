@@ -1,0 +1,181 @@
+"""The compatibility fixes in ``mmconvplug.compat``, each shown necessary.
+
+* mmengine checkpoints load under torch's default ``weights_only=True``
+  through the real Runner (``resume=True`` and ``load_from``), while a file
+  carrying any other global is still refused.
+* The stock mmdet SSD300 model predicts (mmdet 3.3.0 ``SSDHead`` bug).
+"""
+import copy
+import os
+import pickle
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.model import BaseModel
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from torch import nn
+from torch.utils.data import Dataset
+
+from mmconvplug.compat import register_checkpoint_safe_globals
+from mmconvplug.compat.safe_checkpoint_globals import history_buffer_getattr
+
+
+class _Regression(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = self.linear(inputs)  # default_collate stacked the batch
+        if mode == 'loss':
+            return dict(loss=((out - 1)**2).mean())
+        return out
+
+
+class _Points(Dataset):
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        generator = torch.Generator().manual_seed(index)
+        return dict(inputs=torch.randn(2, generator=generator))
+
+
+def _runner(work_dir, max_iters, **kwargs):
+    return Runner(
+        model=_Regression(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=_Points(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_size=2,
+            collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+        param_scheduler=dict(
+            type='MultiStepLR', by_epoch=False, milestones=[3]),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=2,
+                            by_epoch=False),
+            logger=dict(type='LoggerHook', interval=1)),
+        randomness=dict(seed=0),
+        **kwargs)
+
+
+@pytest.fixture(scope='module')
+def trained_checkpoint(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('ckpt')
+    _runner(work_dir, max_iters=2).train()
+    return work_dir / 'iter_2.pth'
+
+
+def test_mmengine_checkpoint_needs_the_safe_globals(trained_checkpoint):
+    """Without the registered globals torch refuses mmengine's checkpoint."""
+    torch.serialization.clear_safe_globals()
+    try:
+        with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer|'
+                           'numpy|Counter|getattr'):
+            torch.load(trained_checkpoint)
+    finally:
+        register_checkpoint_safe_globals()
+    checkpoint = torch.load(trained_checkpoint)
+    assert checkpoint['meta']['iter'] == 2
+    assert 'log_scalars' in checkpoint['message_hub']
+
+
+def test_runner_resumes_from_its_checkpoint(trained_checkpoint, tmp_path):
+    runner = _runner(
+        tmp_path, max_iters=4, resume=True, load_from=str(trained_checkpoint))
+    runner.train()
+    assert runner.iter == 4
+    # The param scheduler state (a collections.Counter) came back too.
+    assert runner.param_schedulers[0].milestones == {3: 1}
+    saved = torch.load(tmp_path / 'iter_4.pth')
+    assert saved['meta']['iter'] == 4
+
+
+def test_runner_load_from_loads_weights(trained_checkpoint, tmp_path):
+    runner = _runner(tmp_path, max_iters=2, load_from=str(trained_checkpoint))
+    runner.load_or_resume()
+    expected = torch.load(trained_checkpoint)['state_dict']
+    for name, value in runner.model.state_dict().items():
+        torch.testing.assert_close(value, expected[name])
+
+
+class _RunsCode:
+    """Pickles as a call to os.system: must never be executed."""
+
+    def __reduce__(self):
+        return (os.system, ('echo pwned > /dev/null',))
+
+
+def test_code_carrying_checkpoint_is_still_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _RunsCode()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='system'):
+        torch.load(path)
+
+
+def test_restricted_getattr_refuses_everything_else():
+    from mmengine.logging.history_buffer import HistoryBuffer
+    assert history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    with pytest.raises(pickle.UnpicklingError, match='Refused getattr'):
+        history_buffer_getattr(HistoryBuffer, '__init__')
+    with pytest.raises(pickle.UnpicklingError, match='Refused getattr'):
+        history_buffer_getattr(os, 'system')
+
+
+@pytest.fixture(scope='module')
+def stock_ssd300_voc(tmp_path_factory):
+    """The stock mmdet SSD300 VOC model, built once for this module."""
+    config = tmp_path_factory.mktemp('ssd') / 'ssd.py'
+    config.write_text("_base_ = 'mmdet::pascal_voc/ssd300_voc0712.py'\n")
+    cfg = Config.fromfile(str(config))
+    init_default_scope('mmdet')
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg.model)
+    return model.eval()
+
+
+def _ssd_batch(model, batch_size=2):
+    from mmdet.structures import DetDataSample
+    inputs = [torch.randint(0, 255, (3, 300, 300), dtype=torch.uint8)
+              for _ in range(batch_size)]
+    samples = []
+    for _ in range(batch_size):
+        sample = DetDataSample()
+        sample.set_metainfo(
+            dict(img_shape=(300, 300), ori_shape=(300, 300),
+                 scale_factor=(1.0, 1.0), pad_shape=(300, 300)))
+        samples.append(sample)
+    return model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), training=False)
+
+
+def test_stock_ssd300_predicts(stock_ssd300_voc):
+    model = stock_ssd300_voc
+    data = _ssd_batch(model)
+    with torch.no_grad():
+        results = model(**data, mode='predict')
+    assert len(results) == 2
+    for result in results:
+        bboxes = result.pred_instances.bboxes
+        assert bboxes.ndim == 2 and bboxes.shape[1] == 4
+        assert result.pred_instances.scores.shape[0] == bboxes.shape[0]
+        assert (result.pred_instances.labels < 20).all()
+
+
+def test_ssd_head_predict_fails_without_the_fix(stock_ssd300_voc):
+    """The upstream bug is real: without the patch predict raises."""
+    from mmdet.models.dense_heads import SSDHead
+    model = copy.deepcopy(stock_ssd300_voc)
+    assert model.bbox_head.loss_cls is None  # set by the patched __init__
+    del model.bbox_head.loss_cls  # the state the unpatched __init__ leaves
+    assert SSDHead.__init__.__wrapped__ is not SSDHead.__init__
+    data = _ssd_batch(model, batch_size=1)
+    with torch.no_grad(), pytest.raises(AttributeError, match='loss_cls'):
+        model(**data, mode='predict')
