@@ -58,7 +58,7 @@ else
   say "wheel, so later set-ups on this machine take seconds. Log: $log_dir/mmcv.log"
   start=$SECONDS
   MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$py" -m pip install --disable-pip-version-check \
-    -v --no-build-isolation mmcv==2.1.0 >"$log_dir/mmcv.log" 2>&1 &
+    -v --no-build-isolation mmcv==2.1.0 "numpy<2" >"$log_dir/mmcv.log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     sleep 30

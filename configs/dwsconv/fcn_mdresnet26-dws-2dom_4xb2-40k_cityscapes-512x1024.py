@@ -1,0 +1,25 @@
+# Multi-domain example, step 1 of 2: train the multi-domain ResNet-26 of
+# Guo et al. (AAAI 2019) on the first domain (Cityscapes, domain 0).
+# Every conv is a DWSConv with one depthwise kernel + BN per domain and a
+# shared pointwise conv; every norm is a DomainBN (one BN per domain). The
+# model is built for 2 domains from the start, so step 2
+# (fcn_mdresnet26-dws-2dom-adapt_4xb4-20k_voc12aug-512x512.py) only adds
+# training of domain 1's own parameters; the per-domain parameter overhead
+# is logged when the backbone is built.
+_base_ = 'mmseg::fcn/fcn_r50-d8_4xb2-40k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
+
+num_domains = 2
+model = dict(
+    pretrained=None,  # stock: open-mmlab://resnet50_v1c; nothing downloaded
+    backbone=dict(
+        _delete_=True,
+        type='MultiDomainResNet26',
+        num_domains=num_domains,
+        active_domain=0,
+        stem_stride=2,
+        strides=(1, 2, 2),  # output stride 8, as the stock -D8 models
+        out_indices=(0, 1, 2),
+        norm_eval=False),
+    decode_head=dict(in_channels=256, in_index=2, channels=256),
+    auxiliary_head=dict(in_channels=128, in_index=1, channels=128))

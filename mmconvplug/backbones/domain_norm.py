@@ -1,0 +1,61 @@
+"""DomainBN: one BatchNorm per visual domain, switched with the model.
+
+In the multi-domain networks of Rebuffi et al. (residual adapters) and Guo
+et al. ("Depthwise Convolution is All You Need for Learning Multiple Visual
+Domains", AAAI 2019) every norm layer is domain-specific: each domain keeps
+its own statistics and affine parameters. ``DomainBN`` is that layer as an
+mmcv norm (``norm_cfg=dict(type='DomainBN', num_domains=N)``) and a
+:class:`~mmconvplug.convs.domain.MultiDomainMixin`, so
+``set_active_domain(model, d)`` switches it together with the ``DWSConv``
+layers and ``count_domain_parameters`` counts its per-domain cost.
+"""
+import torch
+from torch import nn
+
+from ..convs.domain import MultiDomainMixin
+from ..registry import MODELS
+
+
+@MODELS.register_module()
+class DomainBN(MultiDomainMixin, nn.Module):
+    """``num_domains`` ``BatchNorm2d`` layers; the active one normalises.
+
+    Args:
+        num_features: Channels.
+        num_domains: Number of domains (>= 1).
+        eps, momentum, affine, track_running_stats: as ``nn.BatchNorm2d``.
+    """
+
+    _abbr_ = 'bn'
+
+    def __init__(self,
+                 num_features: int,
+                 num_domains: int = 1,
+                 eps: float = 1e-5,
+                 momentum: float = 0.1,
+                 affine: bool = True,
+                 track_running_stats: bool = True) -> None:
+        super().__init__()
+        if not isinstance(num_domains, int) or isinstance(
+                num_domains, bool) or num_domains < 1:
+            raise ValueError(
+                f'DomainBN: num_domains must be an int >= 1, got '
+                f'{num_domains!r}.')
+        self.num_features = num_features
+        self.num_domains = num_domains
+        self._active_domain = 0
+        self.norms = nn.ModuleList(
+            nn.BatchNorm2d(num_features, eps=eps, momentum=momentum,
+                           affine=affine,
+                           track_running_stats=track_running_stats)
+            for _ in range(num_domains))
+
+    def params_per_domain(self) -> int:
+        """Affine parameters of one domain's BN (0 without ``affine``)."""
+        return sum(p.numel() for p in self.norms[0].parameters())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norms[self.active_domain](x)
+
+    def extra_repr(self) -> str:
+        return f'{self.num_features}, num_domains={self.num_domains}'

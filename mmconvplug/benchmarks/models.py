@@ -1,0 +1,213 @@
+"""``tools/benchmark.py models``: what folding buys on whole models.
+
+    python tools/benchmark.py models [--variant DOConv] [--quick]
+        [--models ssd300 mask_rcnn deeplabv3plus] [--iters N] [--json OUT]
+
+For SSD300, Mask R-CNN R50-FPN and DeepLabv3+ R50 (the stock mmdet / mmseg
+configs), every conv that honours ``conv_cfg`` is built as ``--variant``
+(SSD's VGG through ``SSDVGGConvCfg``). We report
+
+* parameters and FLOPs (mmengine ``FlopAnalyzer``, multiply-adds, of the
+  raw ``mode='tensor'`` forward) of the trained-form model and of its fold;
+* inference time of the folded model vs the stock plain model built from
+  the stock config, carrying the same (folded) weights -- timed in
+  alternation, the ratio is of medians (target: <= 1.02, i.e. folding leaves
+  nothing behind);
+* the fold's max relative output error.
+
+Models start from random init (no pretrained weights are needed for
+timing or for the fold's exactness). ``--quick`` uses smaller inputs and
+fewer timing rounds. The table is printed; ``--json`` writes the figures.
+"""
+import argparse
+import copy
+import inspect
+import json
+import os.path as osp
+import statistics
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+from mmconvplug.fold import fold_model, verify_fold
+from mmconvplug.fold.complexity import (TensorModeForward, count_flops,
+                                        count_parameters)
+from mmconvplug.fold.fold_model import preserved_rng_state
+from mmconvplug.fold.variants import variant_classes
+from mmconvplug.fold.verify import default_data_samples
+
+#: name -> (scope, stock config under <lib>/.mim/configs, input H W,
+#: quick input H W). SSD300's anchors need its 300x300 input.
+MODEL_SPECS = {
+    'ssd300': ('mmdet', 'ssd/ssd300_coco.py', (300, 300), (300, 300)),
+    'mask_rcnn': ('mmdet', 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+                  (512, 512), (256, 256)),
+    'deeplabv3plus': ('mmseg', 'deeplabv3plus/'
+                      'deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024.py',
+                      (512, 512), (256, 256)),
+}
+
+def stock_config(name: str) -> Config:
+    """The stock mmdet / mmseg config of a benchmark model."""
+    scope, relative, _, _ = MODEL_SPECS[name]
+    library = __import__(scope)
+    path = osp.join(osp.dirname(library.__file__), '.mim', 'configs',
+                    relative)
+    return Config.fromfile(path)
+
+
+def _conv_cfg_aware_type(stock_type: str) -> Optional[str]:
+    """mmconvplug's conv_cfg-honouring twin of a stock type (SSDVGG)."""
+    for name, cls in MODELS.module_dict.items():
+        if (getattr(cls, '__module__', '').startswith('mmconvplug')
+                and getattr(cls, 'stock_type', None) == stock_type):
+            return name
+    return None
+
+
+def _takes_conv_cfg(type_name: Any) -> bool:
+    """True when the registered class (or a base) has a conv_cfg argument."""
+    cls = MODELS.get(type_name) if isinstance(type_name, str) else None
+    return cls is not None and any(
+        'conv_cfg' in inspect.signature(base.__init__).parameters
+        for base in getattr(cls, '__mro__', ()) if '__init__' in vars(base))
+
+
+def _with_variant(node: Any, conv_cfg: dict) -> Any:
+    """Copy of a model config with every conv_cfg-taking part on conv_cfg."""
+    if isinstance(node, list):
+        return [_with_variant(v, conv_cfg) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _with_variant(v, conv_cfg) for k, v in node.items()}
+    twin = _conv_cfg_aware_type(node.get('type', ''))
+    if twin is not None:
+        node['type'] = twin
+    if 'conv_cfg' in node or _takes_conv_cfg(node.get('type')):
+        node['conv_cfg'] = dict(conv_cfg)
+    return node
+
+
+def variant_config(stock: Config, variant: str, scope: str) -> Config:
+    """The stock config with its convs built as ``variant``."""
+    if variant not in variant_classes():
+        raise ValueError(
+            f'--variant {variant!r} is not a registered mmconvplug conv '
+            f'variant; choose one of {sorted(variant_classes())}.')
+    init_default_scope(scope)
+    cfg = copy.deepcopy(stock)
+    cfg.model = _with_variant(cfg.model.to_dict(), dict(type=variant))
+    return cfg
+
+
+def build(cfg: Config, scope: str) -> torch.nn.Module:
+    init_default_scope(scope)
+    return MODELS.build(copy.deepcopy(cfg.model)).eval()
+
+
+@torch.no_grad()
+def alternating_times(models: Sequence[torch.nn.Module],
+                      inputs: torch.Tensor,
+                      data_samples: Optional[list],
+                      rounds: int) -> List[float]:
+    """Median forward time of each model, timed in alternation."""
+    forwards = [TensorModeForward(m, data_samples) for m in models]
+    for forward in forwards:  # warm-up
+        forward(inputs)
+    samples: List[List[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for index, forward in enumerate(forwards):
+            start = time.perf_counter()
+            forward(inputs)
+            samples[index].append(time.perf_counter() - start)
+    return [statistics.median(s) for s in samples]
+
+
+def benchmark_model(name: str, variant: str, quick: bool,
+                    rounds: int) -> Dict[str, Any]:
+    """All figures for one model."""
+    scope, _, shape, quick_shape = MODEL_SPECS[name]
+    height, width = quick_shape if quick else shape
+    stock_cfg = stock_config(name)
+    with preserved_rng_state():
+        torch.manual_seed(0)
+        trained = build(variant_config(stock_cfg, variant, scope), scope)
+        folded, report = fold_model(trained, return_report=True)
+        stock = build(stock_cfg, scope)
+    stock.load_state_dict(folded.state_dict(), strict=True)
+    inputs = torch.randn(1, 3, height, width,
+                         generator=torch.Generator().manual_seed(0))
+    samples = default_data_samples(trained, inputs)
+    verification = verify_fold(trained, folded, inputs, samples)
+    time_folded, time_stock = alternating_times([folded, stock], inputs,
+                                                samples, rounds)
+    return dict(
+        model=name,
+        variant=variant,
+        input_shape=[1, 3, height, width],
+        layers_folded=len(report.folded),
+        layers_kept=len(report.kept),
+        params_trained=count_parameters(trained),
+        params_folded=count_parameters(folded),
+        flops_trained=count_flops(trained, inputs, samples),
+        flops_folded=count_flops(folded, inputs, samples),
+        time_folded_s=time_folded,
+        time_stock_s=time_stock,
+        time_ratio_folded_vs_stock=time_folded / time_stock,
+        max_rel_error=verification.max_rel_error,
+    )
+
+
+def format_table(rows: List[Dict[str, Any]]) -> str:
+    header = (f'{"model":14s} {"folded":>6s} {"params M":>17s} '
+              f'{"GFLOPs":>17s} {"ms folded/stock":>17s} {"ratio":>6s} '
+              f'{"rel.err":>8s}')
+    lines = [header, '-' * len(header)]
+    for r in rows:
+        lines.append(
+            f'{r["model"]:14s} {r["layers_folded"]:6d} '
+            f'{r["params_trained"] / 1e6:8.2f}>{r["params_folded"] / 1e6:8.2f} '
+            f'{r["flops_trained"] / 1e9:8.2f}>{r["flops_folded"] / 1e9:8.2f} '
+            f'{r["time_folded_s"] * 1e3:8.1f}/{r["time_stock_s"] * 1e3:8.1f} '
+            f'{r["time_ratio_folded_vs_stock"]:6.3f} '
+            f'{r["max_rel_error"]:8.1e}')
+    lines.append('params / GFLOPs: trained form > folded; ratio: folded vs '
+                 'stock plain model inference time (target <= 1.02)')
+    return '\n'.join(lines)
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='tools/benchmark.py models',
+        description='params, FLOPs and inference time: trained vs folded')
+    parser.add_argument('--variant', default='DOConv',
+                        help='conv variant the trained model uses')
+    parser.add_argument('--models', nargs='+', choices=sorted(MODEL_SPECS),
+                        default=list(MODEL_SPECS))
+    parser.add_argument('--quick', action='store_true',
+                        help='smaller inputs, fewer timing rounds')
+    parser.add_argument('--iters', type=int, default=None,
+                        help='timing rounds per model (default 5, quick 2)')
+    parser.add_argument('--json', help='write the figures to this file')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    rounds = args.iters or (2 if args.quick else 5)
+    if rounds < 1:
+        raise ValueError(f'--iters must be >= 1, got {rounds}.')
+    rows = []
+    for name in args.models:
+        rows.append(benchmark_model(name, args.variant, args.quick, rounds))
+        print(f'{name}: done', flush=True)
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, 'w') as file:
+            json.dump(dict(threads=torch.get_num_threads(), rows=rows), file,
+                      indent=2)
+        print(f'figures written to {args.json}')
+    return 0

@@ -1,0 +1,214 @@
+"""Turn a plain pretrained checkpoint into the init of a conv-variant model.
+
+A plain checkpoint (torchvision, mmdet/mmseg/mmpretrain ResNet or VGG, a
+whole mmdet model) stores each conv as ``<name>.weight`` (and
+``<name>.bias``). A variant model stores different tensors under the same
+``<name>``: DO-Conv a kernel ``W`` and an over-parameterisation ``D``,
+RefConv a frozen basis and a refocusing conv, CondConv a stack of experts
+and a routing layer. Each variant's ``from_conv(conv)`` builds the variant
+that computes *exactly* what the plain conv computes (DO-Conv: ``W`` from
+the kernel, ``D`` at identity; RefConv: basis from the kernel; CondConv:
+experts from the kernel), so fine-tuning starts from the pretrained
+function. This module applies it key by key and keeps every other key
+(norms, heads, ``meta``) unchanged.
+
+Two ways to say which convs become variants:
+
+* ``model=``: a built variant model (``tools/convert_pretrained.py
+  --config``). Exactly its variant convs are converted, with their own
+  hyper-parameters (``num_experts``, ``D_mul``, ...), and the checkpoint's
+  key prefix is matched to the model's (a torchvision ``layer1.0.conv1``
+  is the model's ``backbone.layer1.0.conv1``).
+* no model: every 4-d conv kernel (groups=1) becomes the variant with its
+  default hyper-parameters (``variant_kwargs`` overrides them).
+"""
+import inspect
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .registry import MODELS
+
+#: ``--variant`` name -> registered conv type.
+VARIANT_TYPES = {
+    'doconv': 'DOConv',
+    'refconv': 'RefConv',
+    'condconv': 'CondConv',
+}
+
+StateDict = Dict[str, torch.Tensor]
+
+
+def variant_class(variant: str) -> type:
+    """The conv class of ``variant`` (one of :data:`VARIANT_TYPES`)."""
+    if variant not in VARIANT_TYPES:
+        raise ValueError(
+            f'variant={variant!r} is not supported; choose one of '
+            f'{sorted(VARIANT_TYPES)}.')
+    cls = MODELS.get(VARIANT_TYPES[variant])
+    if cls is None or not callable(getattr(cls, 'from_conv', None)):
+        raise ValueError(
+            f'variant={variant!r}: the conv type {VARIANT_TYPES[variant]} is '
+            'not registered with a from_conv() classmethod; import '
+            'mmconvplug (and check the installed version has it).')
+    return cls
+
+
+def _plain_conv(weight: torch.Tensor, bias: Optional[torch.Tensor],
+                like: Optional[nn.Module] = None) -> nn.Conv2d:
+    """An ``nn.Conv2d`` holding ``weight``/``bias`` (geometry from ``like``)."""
+    out_channels, in_per_group, kh, kw = weight.shape
+    groups = getattr(like, 'groups', 1)
+    conv = nn.Conv2d(
+        in_per_group * groups,
+        out_channels, (kh, kw),
+        stride=getattr(like, 'stride', 1),
+        padding=getattr(like, 'padding', 0),
+        dilation=getattr(like, 'dilation', 1),
+        groups=groups,
+        bias=bias is not None)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        if bias is not None:
+            conv.bias.copy_(bias)
+    return conv
+
+
+def _from_conv_kwargs(cls: type, like: Optional[nn.Module],
+                      overrides: Optional[dict]) -> dict:
+    """``from_conv`` keyword arguments: the model layer's own
+    hyper-parameters (attributes named like the arguments), then
+    ``overrides``."""
+    kwargs = {}
+    signature = inspect.signature(cls.from_conv)
+    for name, param in list(signature.parameters.items())[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if like is not None and hasattr(like, name):
+            kwargs[name] = getattr(like, name)
+    kwargs.update(overrides or {})
+    unknown = set(overrides or {}) - set(signature.parameters)
+    if unknown and not any(p.kind == p.VAR_KEYWORD
+                           for p in signature.parameters.values()):
+        raise ValueError(
+            f'{cls.__name__}.from_conv does not take {sorted(unknown)}; '
+            f'it takes {list(signature.parameters)[1:]}.')
+    return kwargs
+
+
+def _convert_one(state_dict: StateDict, key_prefix: str, cls: type,
+                 like: Optional[nn.Module],
+                 overrides: Optional[dict]) -> StateDict:
+    """Replace ``key_prefix.weight``/``.bias`` by the variant's tensors."""
+    weight = state_dict[f'{key_prefix}.weight']
+    bias = state_dict.get(f'{key_prefix}.bias')
+    conv = _plain_conv(weight.float(), None if bias is None else bias.float(),
+                       like)
+    variant = cls.from_conv(conv, **_from_conv_kwargs(cls, like, overrides))
+    if like is not None:
+        expected = {k: v.shape for k, v in like.state_dict().items()}
+        got = {k: v.shape for k, v in variant.state_dict().items()}
+        if expected != got:
+            raise ValueError(
+                f'convert: the checkpoint conv {key_prefix!r} (kernel '
+                f'{tuple(weight.shape)}) does not match the model layer '
+                f'({type(like).__name__}); expected tensors {expected}, '
+                f'converted {got}. Is this checkpoint for this model?')
+    converted = {}
+    for name, tensor in variant.state_dict().items():
+        converted[f'{key_prefix}.{name}'] = tensor.to(weight.dtype) \
+            if tensor.is_floating_point() else tensor
+    return converted
+
+
+def match_prefix(model_keys: List[str], checkpoint_keys: List[str]) -> str:
+    """The prefix to strip from model keys to find them in the checkpoint.
+
+    Picks, among ``''`` and every dotted prefix of the model's keys, the one
+    under which most model keys exist in the checkpoint (``'backbone.'`` for
+    a torchvision/backbone checkpoint and a whole detector model).
+    """
+    checkpoint_keys = set(checkpoint_keys)
+    candidates = {''}
+    for key in model_keys:
+        parts = key.split('.')
+        for depth in range(1, min(len(parts), 3)):
+            candidates.add('.'.join(parts[:depth]) + '.')
+    best, best_hits = '', -1
+    for prefix in sorted(candidates, key=len):
+        hits = sum(1 for k in model_keys
+                   if k.startswith(prefix) and k[len(prefix):] in
+                   checkpoint_keys)
+        if hits > best_hits:
+            best, best_hits = prefix, hits
+    return best
+
+
+def convert_state_dict(
+        state_dict: StateDict,
+        variant: str,
+        model: Optional[nn.Module] = None,
+        variant_kwargs: Optional[dict] = None
+) -> Tuple[StateDict, List[str]]:
+    """Return ``(converted state dict, names of the converted convs)``.
+
+    Raises:
+        ValueError: unknown variant; with ``model``, a model that has no
+            layer of the variant, or a checkpoint none of whose convs match
+            the model's variant layers.
+    """
+    cls = variant_class(variant)
+    new_state = dict(state_dict)
+    converted: List[str] = []
+    if model is None:
+        for key, tensor in state_dict.items():
+            if key.endswith('.weight') and tensor.dim() == 4:
+                prefix = key[:-len('.weight')]
+                del new_state[key]
+                new_state.pop(f'{prefix}.bias', None)
+                new_state.update(
+                    _convert_one(state_dict, prefix, cls, None,
+                                 variant_kwargs))
+                converted.append(prefix)
+        return new_state, converted
+
+    layers = [(name, m) for name, m in model.named_modules()
+              if isinstance(m, cls)]
+    if not layers:
+        raise ValueError(
+            f'convert: the model has no {cls.__name__} layer; build it from '
+            f'a config whose conv_cfg is dict(type="{cls.__name__}") (or '
+            'pick the matching --variant).')
+    prefix = match_prefix(list(model.state_dict()), list(state_dict))
+    for name, layer in layers:
+        if not name.startswith(prefix):
+            continue
+        key_prefix = name[len(prefix):]
+        if f'{key_prefix}.weight' not in state_dict:
+            continue
+        del new_state[f'{key_prefix}.weight']
+        new_state.pop(f'{key_prefix}.bias', None)
+        new_state.update(
+            _convert_one(state_dict, key_prefix, cls, layer, variant_kwargs))
+        converted.append(key_prefix)
+    if not converted:
+        raise ValueError(
+            f'convert: none of the model\'s {len(layers)} {cls.__name__} '
+            f'layers (e.g. {layers[0][0]!r}) has a plain kernel in the '
+            'checkpoint; check the checkpoint belongs to this architecture.')
+    return new_state, converted
+
+
+def split_checkpoint(checkpoint: dict) -> Tuple[StateDict, Optional[str]]:
+    """The state dict inside a checkpoint and the key holding it (or None
+    for a bare state dict)."""
+    for key in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(key), dict):
+            return checkpoint[key], key
+    if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint, None
+    raise ValueError(
+        'convert: the checkpoint holds neither a state dict of tensors nor '
+        'one under "state_dict"/"model"; pass a plain PyTorch/mmengine '
+        'checkpoint.')

@@ -1,0 +1,21 @@
+"""Conv variants, one per file, registered in mmengine's root ``MODELS``."""
+from .base import CONV_ATTRIBUTES, FoldableConvMixin, is_foldable
+from .base import FoldUnsupportedError, NonFoldableConvMixin
+from .cond_conv import CondConv
+from .do_conv import DOConv, compose_do_kernel
+from .kernel_cache import KernelCacheMixin
+from .ref_conv import RefConv, refocus_kernel
+from .domain import (MultiDomainMixin, count_domain_parameters,
+                     domain_from_data_samples, get_active_domain,
+                     set_active_domain, set_domain_from_data_samples,
+                     using_domain)
+from .dws_conv import DWSConv
+from .sc_conv import SCConv
+
+__all__ = ['CONV_ATTRIBUTES', 'FoldableConvMixin', 'is_foldable',
+           'FoldUnsupportedError', 'NonFoldableConvMixin', 'CondConv', 'SCConv',
+           'DOConv', 'RefConv', 'compose_do_kernel', 'refocus_kernel',
+           'KernelCacheMixin',
+           'DWSConv', 'MultiDomainMixin', 'set_active_domain',
+           'get_active_domain', 'using_domain', 'domain_from_data_samples',
+           'set_domain_from_data_samples', 'count_domain_parameters']

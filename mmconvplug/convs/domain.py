@@ -1,0 +1,236 @@
+"""The active-domain API for multi-domain layers (e.g. :class:`DWSConv`).
+
+A multi-domain model keeps a few parameters per visual domain (DWSConv: one
+depthwise kernel and one norm per domain) and shares the rest. Which domain
+the layers use is a property of the model, set before each forward::
+
+    set_active_domain(model, 2)                       # all layers, checked
+    idx = domain_from_data_samples(data_samples)      # from the batch's
+    set_domain_from_data_samples(model, data_samples) # metainfo 'domain_idx'
+    with using_domain(model, 0): ...                  # temporarily
+    count_domain_parameters(model)                    # what one domain costs
+
+A data sample names its domain in its metainfo, as ``domain_idx`` (an int)
+or ``domain`` (an int, or a name looked up in ``domain_names``).
+"""
+import contextlib
+import operator
+from abc import ABCMeta, abstractmethod
+from typing import Any, Iterator, List, Optional, Sequence
+
+from torch import nn
+
+#: Metainfo keys read by :func:`domain_from_data_samples`, in this order.
+DOMAIN_METAINFO_KEYS = ('domain_idx', 'domain')
+
+
+class MultiDomainMixin(metaclass=ABCMeta):
+    """A layer with ``num_domains`` sets of domain-specific parameters.
+
+    Subclasses set ``self.num_domains`` and ``self._active_domain`` (0) in
+    ``__init__`` and implement :meth:`params_per_domain`.
+    """
+
+    num_domains: int
+    _active_domain: int = 0
+
+    @property
+    def active_domain(self) -> int:
+        """Index of the domain whose parameters the forward uses."""
+        return self._active_domain
+
+    @active_domain.setter
+    def active_domain(self, index: int) -> None:
+        self._active_domain = check_domain_index(index, self.num_domains,
+                                                 type(self).__name__)
+
+    @abstractmethod
+    def params_per_domain(self) -> int:
+        """Number of parameters one more domain adds to this layer."""
+
+
+def check_domain_index(index: Any, num_domains: int, owner: str) -> int:
+    """Return ``index`` as an int in ``[0, num_domains)`` or raise.
+
+    Raises:
+        ValueError: ``index`` is not an int.
+        IndexError: ``index`` is outside ``[0, num_domains)``.
+    """
+    try:
+        if isinstance(index, bool):
+            raise TypeError('a bool is not a domain index')
+        index = operator.index(index)
+    except TypeError:
+        raise ValueError(
+            f'{owner}: the domain index must be an int, got {index!r} '
+            f'({type(index).__name__}).') from None
+    if not 0 <= index < num_domains:
+        raise IndexError(
+            f'{owner}: domain index {index} is out of range; this model has '
+            f'num_domains={num_domains}, so use 0..{num_domains - 1} (build '
+            'the layers with a larger num_domains to add a domain).')
+    return index
+
+
+def multi_domain_layers(model: nn.Module) -> List[MultiDomainMixin]:
+    """Every multi-domain layer of ``model`` (``model`` itself included)."""
+    return [m for m in model.modules() if isinstance(m, MultiDomainMixin)]
+
+
+def _layers_or_raise(model: nn.Module) -> List[MultiDomainMixin]:
+    layers = multi_domain_layers(model)
+    if not layers:
+        raise ValueError(
+            f'{type(model).__name__} has no multi-domain layer (such as '
+            'DWSConv); build it with conv_cfg=dict(type="DWSConv", '
+            'num_domains=N) to use the domain API.')
+    return layers
+
+
+def set_active_domain(model: nn.Module, index: int) -> int:
+    """Make every multi-domain layer of ``model`` use domain ``index``.
+
+    The index is checked against every layer first, so an invalid index
+    leaves the model unchanged. Returns the number of layers switched.
+
+    Raises:
+        ValueError: ``model`` has no multi-domain layer, or ``index`` is not
+            an int.
+        IndexError: ``index`` is out of range for some layer.
+    """
+    layers = _layers_or_raise(model)
+    for layer in layers:
+        check_domain_index(index, layer.num_domains, type(layer).__name__)
+    for layer in layers:
+        layer.active_domain = index
+    return len(layers)
+
+
+def get_active_domain(model: nn.Module) -> int:
+    """The domain every multi-domain layer of ``model`` uses.
+
+    Raises:
+        ValueError: no multi-domain layer, or layers disagree (some were set
+            one by one); call :func:`set_active_domain` to align them.
+    """
+    active = {layer.active_domain for layer in _layers_or_raise(model)}
+    if len(active) != 1:
+        raise ValueError(
+            f'The multi-domain layers of {type(model).__name__} use '
+            f'different domains {sorted(active)}; call '
+            'set_active_domain(model, index) to give them one.')
+    return active.pop()
+
+
+@contextlib.contextmanager
+def using_domain(model: nn.Module, index: int) -> Iterator[nn.Module]:
+    """Context manager: use domain ``index`` inside, restore on exit."""
+    layers = _layers_or_raise(model)
+    previous = [layer.active_domain for layer in layers]
+    set_active_domain(model, index)
+    try:
+        yield model
+    finally:
+        for layer, old in zip(layers, previous):
+            layer.active_domain = old
+
+
+def _metainfo(sample: Any) -> dict:
+    if isinstance(sample, dict):
+        return sample
+    metainfo = getattr(sample, 'metainfo', None)
+    if isinstance(metainfo, dict):
+        return metainfo
+    raise ValueError(
+        f'domain_from_data_samples: cannot read metainfo from a '
+        f'{type(sample).__name__}; pass mmengine data samples (with '
+        '.metainfo) or metainfo dicts.')
+
+
+def _domain_of(metainfo: dict,
+               domain_names: Optional[Sequence[str]]) -> Optional[int]:
+    for key in DOMAIN_METAINFO_KEYS:
+        if key not in metainfo:
+            continue
+        value = metainfo[key]
+        if isinstance(value, str):
+            if domain_names is None:
+                raise ValueError(
+                    f'domain_from_data_samples: metainfo {key}={value!r} is '
+                    'a name; pass domain_names=[...] (the domains in index '
+                    'order) to map names to indices, or store domain_idx.')
+            if value not in domain_names:
+                raise ValueError(
+                    f'domain_from_data_samples: domain {value!r} is not in '
+                    f'domain_names={list(domain_names)}.')
+            return list(domain_names).index(value)
+        try:
+            if isinstance(value, bool):
+                raise TypeError('a bool is not a domain index')
+            return operator.index(value)
+        except TypeError:
+            raise ValueError(
+                f'domain_from_data_samples: metainfo {key}={value!r} must be '
+                'an int index or a domain name.') from None
+    return None
+
+
+def domain_from_data_samples(
+        data_samples: Optional[Sequence[Any]],
+        domain_names: Optional[Sequence[str]] = None,
+        num_domains: Optional[int] = None) -> Optional[int]:
+    """The domain index of a batch, read from its samples' metainfo.
+
+    Reads ``domain_idx`` (else ``domain``) of every sample. Returns ``None``
+    when no sample names a domain (or there are no samples).
+
+    Args:
+        data_samples: mmdet/mmseg data samples or metainfo dicts.
+        domain_names: names in index order, for a ``domain`` given by name.
+        num_domains: if given, the index is checked against it.
+
+    Raises:
+        ValueError: some samples name a domain and others do not, or the
+            batch mixes domains (a batch must come from one domain, since
+            the active domain is set for the whole model; sample batches per
+            domain), or a value cannot be read as a domain.
+        IndexError: the index is outside ``[0, num_domains)``.
+    """
+    if not data_samples:
+        return None
+    found = [_domain_of(_metainfo(s), domain_names) for s in data_samples]
+    named = {d for d in found if d is not None}
+    if not named:
+        return None
+    if len(named) != 1 or None in found:
+        shown = ['missing' if d is None else d for d in found]
+        raise ValueError(
+            f'domain_from_data_samples: one batch must come from one domain, '
+            f'got per-sample domains {shown}; build batches from a single '
+            'domain (e.g. one dataloader or sampler per domain) and store '
+            'domain_idx in every sample\'s metainfo.')
+    index = named.pop()
+    if num_domains is not None:
+        check_domain_index(index, num_domains, 'domain_from_data_samples')
+    return index
+
+
+def set_domain_from_data_samples(
+        model: nn.Module,
+        data_samples: Optional[Sequence[Any]],
+        domain_names: Optional[Sequence[str]] = None) -> Optional[int]:
+    """Set ``model``'s active domain from a batch; return it (None: kept)."""
+    index = domain_from_data_samples(data_samples, domain_names)
+    if index is not None:
+        set_active_domain(model, index)
+    return index
+
+
+def count_domain_parameters(model: nn.Module) -> int:
+    """Parameters one more domain adds to ``model`` (all its layers).
+
+    The sum of ``params_per_domain()`` over its multi-domain layers: what it
+    costs to extend the model to a new domain while sharing the rest.
+    """
+    return sum(layer.params_per_domain()
+               for layer in _layers_or_raise(model))

@@ -1,0 +1,81 @@
+"""Cache the composed kernel of a re-parameterised conv outside training.
+
+DO-Conv and RefConv compute their conv kernel from several tensors on every
+forward pass. While training that composition must run each step (autograd
+needs its graph), but in evaluation the inputs do not change between calls,
+so composing once and reusing the kernel makes an unfolded layer cost the
+same as a plain ``nn.Conv2d``.
+
+The cache is keyed on the identity (storage pointer, dtype, device) and the
+autograd version counter of every tensor the kernel is composed from, so an
+optimizer step, ``load_state_dict`` or ``.to()`` invalidates it. It is also
+cleared on ``train()``/``eval()``, ``load_state_dict`` and ``_apply``.
+In-place writes through ``tensor.data`` bypass PyTorch's version counter; code
+that writes weights that way while the layer stays in eval mode (e.g. a
+hand-written EMA) must call :meth:`KernelCacheMixin.clear_kernel_cache`
+or toggle ``train()``/``eval()``, as mmengine's loops do before each
+validation.
+"""
+from abc import abstractmethod
+from typing import Iterable, Optional, Tuple
+
+import torch
+
+CacheKey = Tuple[Tuple[int, int, torch.dtype, torch.device], ...]
+
+
+class KernelCacheMixin:
+    """Adds :meth:`composed_kernel`, which caches outside training.
+
+    A subclass (also an ``nn.Module``) implements :meth:`_compose_kernel`
+    and :meth:`_kernel_sources`.
+    """
+
+    _kernel_cache: Optional[torch.Tensor] = None
+    _kernel_cache_key: Optional[CacheKey] = None
+
+    @abstractmethod
+    def _compose_kernel(self) -> torch.Tensor:
+        """Compose the conv kernel ``(out, in // groups, kh, kw)``."""
+
+    @abstractmethod
+    def _kernel_sources(self) -> Iterable[torch.Tensor]:
+        """Every parameter and buffer the kernel is composed from."""
+
+    def composed_kernel(self) -> torch.Tensor:
+        """The conv kernel; reused between calls when no graph is needed.
+
+        The cache is used only in eval mode and only when autograd would not
+        need the composition's graph (grad disabled, or no source requires
+        grad), so gradients are never silently cut.
+        """
+        sources = tuple(self._kernel_sources())
+        needs_graph = torch.is_grad_enabled() and any(
+            t.requires_grad for t in sources)
+        if self.training or needs_graph:
+            self.clear_kernel_cache()
+            return self._compose_kernel()
+        key = tuple(
+            (t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+        if self._kernel_cache is None or key != self._kernel_cache_key:
+            with torch.no_grad():
+                self._kernel_cache = self._compose_kernel()
+            self._kernel_cache_key = key
+        return self._kernel_cache
+
+    def clear_kernel_cache(self) -> None:
+        """Drop the cached kernel; the next eval forward recomposes it."""
+        self._kernel_cache = None
+        self._kernel_cache_key = None
+
+    def train(self, mode: bool = True):
+        self.clear_kernel_cache()
+        return super().train(mode)
+
+    def _apply(self, *args, **kwargs):
+        self.clear_kernel_cache()
+        return super()._apply(*args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.clear_kernel_cache()
+        super()._load_from_state_dict(*args, **kwargs)

@@ -1,0 +1,239 @@
+"""RefConv: re-parameterised refocusing convolution (Cai and Ding, 2023).
+
+"RefConv: Re-parameterized Refocusing Convolution for Powerful ConvNets",
+arXiv:2310.10563 (IEEE TNNLS 2025); official code github.com/Aiolus-X/RefConv.
+The conv kernel is a trainable *refocusing transformation* of a frozen basis
+kernel ``W_b`` (normally inherited from a pretrained model)::
+
+    W_t = W_b + T(W_b)
+
+``T`` is a conv over the stack of the C_out * C_in / groups two-dimensional
+basis kernels, seen as the channels of one (kh x kw) image: map size
+``map_size`` (3 in the paper) with 'same' zero padding, ``map_groups`` (the
+paper's ``G``) groups. The default ``G = C_in * C_out / groups**2`` is the
+official code's, so each refocusing group mixes ``groups`` basis kernels:
+for a depthwise conv (groups = C_in = C_out) that is G = 1, every kernel
+refocuses on all the others; for a dense conv (groups = 1) G = C_out * C_in,
+each kernel is refocused from its own neighbourhood only.
+
+``weight`` is the frozen basis, a *buffer* under the key ``weight``: a plain
+conv's pretrained ``weight`` loads into it, it never gets a gradient and,
+not being a parameter, never reaches the optimizer (mmengine's
+``DefaultOptimWrapperConstructor`` also adds ``requires_grad=False``
+parameters to the optimizer). ``refocus_weight`` (and ``bias``) are
+trained. With ``zero_init_refocus=True`` (our default; the official code
+initialises the map randomly) ``W_t == W_b`` at start, so a RefConv built
+from a pretrained conv computes that conv at step 0.
+
+1x1 kernels are kept as plain convs with a trainable ``weight`` parameter:
+a refocusing map over a single tap only rescales it, and the paper refocuses
+spatial kernels. For kernels narrower than 3 in one direction (e.g. (1, 3))
+the default map shrinks to fit; an explicit ``map_size`` larger than the
+kernel, or even, is refused. Outside training the kernel is cached
+(:class:`~mmconvplug.convs.kernel_cache.KernelCacheMixin`); :meth:`fold`
+returns the plain conv with kernel ``W_t``.
+"""
+from typing import Iterable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.utils import _pair
+
+from mmconvplug.registry import MODELS
+from .base import FoldableConvMixin, IntOrPair
+from .kernel_cache import KernelCacheMixin
+
+#: The paper's refocusing map size.
+DEFAULT_MAP_SIZE = 3
+
+
+def refocus_kernel(basis: torch.Tensor, refocus_weight: torch.Tensor,
+                   map_groups: int) -> torch.Tensor:
+    """``W_t = W_b + T(W_b)``: refocus a stack of basis kernels.
+
+    Args:
+        basis: ``W_b``, shape (C_out, C_in / groups, kh, kw).
+        refocus_weight: the map of ``T``, shape
+            (N, N / map_groups, mh, mw) with N = C_out * C_in / groups.
+        map_groups: ``G``, the number of groups of ``T``.
+    """
+    num_kernels = basis.shape[0] * basis.shape[1]
+    map_h, map_w = refocus_weight.shape[-2:]
+    stack = basis.reshape(1, num_kernels, *basis.shape[-2:])
+    refocused = F.conv2d(stack, refocus_weight, None, 1,
+                         (map_h // 2, map_w // 2), 1, map_groups)
+    return basis + refocused.reshape(basis.shape)
+
+
+@MODELS.register_module()
+class RefConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
+    """Refocusing conv over a frozen basis; a drop-in for ``nn.Conv2d``.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation,
+        groups, bias: as for ``nn.Conv2d`` (zero padding only). The bias is
+            trainable.
+        map_size: size of the refocusing map, odd, int or (h, w). ``None``
+            (default): 3 (the paper's), shrunk to the largest odd size that
+            fits each kernel side. Ignored for 1x1 kernels.
+        map_groups: ``G``, the groups of the refocusing map; must divide
+            N = C_out * C_in / groups. ``None`` (default):
+            C_in * C_out / groups**2, as in the official code.
+        zero_init_refocus: start the map at zero, so ``W_t == W_b``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: IntOrPair,
+                 stride: IntOrPair = 1,
+                 padding: IntOrPair = 0,
+                 dilation: IntOrPair = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 map_size: Optional[IntOrPair] = None,
+                 map_groups: Optional[int] = None,
+                 zero_init_refocus: bool = True) -> None:
+        super().__init__()
+        self._set_conv_attributes(in_channels, out_channels, kernel_size,
+                                  stride, padding, dilation, groups)
+        kernel_shape = (out_channels, in_channels // groups,
+                        *self.kernel_size)
+        self.refocusing = self.kernel_size != (1, 1)
+        self.zero_init_refocus = bool(zero_init_refocus)
+        if self.refocusing:
+            self.map_size = self._check_map_size(map_size)
+            self.num_kernels = kernel_shape[0] * kernel_shape[1]
+            self.map_groups = self._check_map_groups(map_groups)
+            self.register_buffer('weight', torch.empty(kernel_shape))
+            self.refocus_weight = nn.Parameter(
+                torch.empty(self.num_kernels,
+                            self.num_kernels // self.map_groups,
+                            *self.map_size))
+        else:
+            self.map_size = None
+            self.num_kernels = kernel_shape[0] * kernel_shape[1]
+            self.map_groups = None
+            self.weight = nn.Parameter(torch.empty(kernel_shape))
+            self.register_parameter('refocus_weight', None)
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.init_weights()
+
+    def _check_map_size(self, map_size: Optional[IntOrPair]) -> Tuple[int,
+                                                                       int]:
+        if map_size is None:
+            return tuple(
+                min(DEFAULT_MAP_SIZE, side if side % 2 else side - 1)
+                for side in self.kernel_size)
+        size = _pair(map_size)
+        for side, kernel_side in zip(size, self.kernel_size):
+            if (isinstance(side, bool) or not isinstance(side, int)
+                    or side < 1 or side % 2 == 0):
+                raise ValueError(
+                    f'RefConv: map_size must be odd positive ints (the map '
+                    f'is applied with same padding), got {map_size!r}.')
+            if side > kernel_side:
+                raise ValueError(
+                    f'RefConv: map_size={size} is larger than '
+                    f'kernel_size={self.kernel_size}; the map would only see '
+                    f'padding there. Use map_size <= the kernel size, or '
+                    f'map_size=None to fit it automatically.')
+        return size
+
+    def _check_map_groups(self, map_groups: Optional[int]) -> int:
+        if map_groups is None:
+            return self.num_kernels // self.groups
+        if (isinstance(map_groups, bool) or not isinstance(map_groups, int)
+                or map_groups < 1 or self.num_kernels % map_groups):
+            raise ValueError(
+                f'RefConv: map_groups must be a positive int dividing the '
+                f'number of basis kernels C_out * C_in / groups = '
+                f'{self.num_kernels}, got {map_groups!r}. Use None for the '
+                f'official default C_in * C_out / groups**2 = '
+                f'{self.num_kernels // self.groups}.')
+        return map_groups
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Basis: mmcv's plain-conv ``kaiming_init``; map: zero or default.
+
+        The basis gets what ``ConvModule`` and ResNet's ``init_cfg`` give a
+        plain ``Conv2d`` (normal, fan_out, ReLU), the bias 0. The map is zero
+        with ``zero_init_refocus``, else PyTorch's default conv init (as in
+        the official code). Load a pretrained ``weight`` afterwards (e.g.
+        ``init_cfg=dict(type='Pretrained', ...)``) for the paper's setting.
+        """
+        nn.init.kaiming_normal_(
+            self.weight, mode='fan_out', nonlinearity='relu')
+        if self.refocus_weight is not None:
+            if self.zero_init_refocus:
+                self.refocus_weight.zero_()
+            else:
+                nn.init.kaiming_uniform_(self.refocus_weight, a=5**0.5)
+        if self.bias is not None:
+            self.bias.zero_()
+
+    def _kernel_sources(self) -> Iterable[torch.Tensor]:
+        if self.refocus_weight is None:
+            return (self.weight, )
+        return (self.weight, self.refocus_weight)
+
+    def _compose_kernel(self) -> torch.Tensor:
+        if not self.refocusing:
+            return self.weight
+        return refocus_kernel(self.weight, self.refocus_weight,
+                              self.map_groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.composed_kernel(), self.bias, self.stride,
+                        self.padding, self.dilation, self.groups)
+
+    def folded_weight_and_bias(
+            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        with torch.no_grad():
+            weight = self._compose_kernel().detach().clone()
+            bias = None if self.bias is None else self.bias.detach().clone()
+        return weight, bias
+
+    @classmethod
+    def from_conv(cls,
+                  conv: nn.Conv2d,
+                  map_size: Optional[IntOrPair] = None,
+                  map_groups: Optional[int] = None) -> 'RefConv':
+        """Build a RefConv whose frozen basis is ``conv``'s weight.
+
+        The map starts at zero, so the result computes exactly ``conv``; the
+        bias is copied and stays trainable. The result is marked
+        initialised, so mmengine's ``init_weights`` leaves it alone.
+        """
+        if not isinstance(conv, nn.Conv2d):
+            raise ValueError(
+                f'RefConv.from_conv: conv must be an nn.Conv2d, got '
+                f'{type(conv).__name__}.')
+        if conv.padding_mode != 'zeros' or isinstance(conv.padding, str):
+            raise ValueError(
+                f'RefConv.from_conv: only zero padding given as numbers is '
+                f'supported, got padding={conv.padding!r}, padding_mode='
+                f'{conv.padding_mode!r}.')
+        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
+                    stride=conv.stride, padding=conv.padding,
+                    dilation=conv.dilation, groups=conv.groups,
+                    bias=conv.bias is not None, map_size=map_size,
+                    map_groups=map_groups, zero_init_refocus=True)
+        layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        layer.is_init = True
+        layer.train(conv.training)
+        return layer
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.refocusing:
+            s += f', map_size={self.map_size}, map_groups={self.map_groups}'
+        if self.bias is None:
+            s += ', bias=False'
+        return s

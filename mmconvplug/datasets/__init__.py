@@ -1,0 +1,18 @@
+"""Tiny datasets in the real COCO / VOC / Cityscapes layouts (generators).
+
+``python tools/make_tiny_datasets.py --root data/tiny`` writes all three; the
+stock mmdet / mmseg dataset classes read them, and the same configs run on
+the real datasets by changing ``data_root``.
+"""
+from .shapes import COCO_KEYPOINT_NAMES, COCO_SKELETON, compose_scene
+from .tiny_cityscapes import CITYSCAPES_CLASSES, make_tiny_cityscapes
+from .tiny_coco import (COCO_CLASSES, COCO_SHAPE_CLASSES, make_tiny_coco,
+                        make_tiny_coco_keypoints)
+from .tiny_voc import VOC_CLASSES, VOC_SHAPE_CLASSES, make_tiny_voc
+
+__all__ = [
+    'COCO_KEYPOINT_NAMES', 'COCO_SKELETON', 'compose_scene',
+    'CITYSCAPES_CLASSES', 'make_tiny_cityscapes', 'COCO_CLASSES',
+    'COCO_SHAPE_CLASSES', 'make_tiny_coco', 'make_tiny_coco_keypoints',
+    'VOC_CLASSES', 'VOC_SHAPE_CLASSES', 'make_tiny_voc'
+]

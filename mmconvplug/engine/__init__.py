@@ -1,0 +1,2 @@
+"""Runner-side pieces: hooks."""
+from . import hooks  # noqa: F401

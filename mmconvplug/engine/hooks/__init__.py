@@ -1,0 +1,5 @@
+"""Hooks registered in mmengine's root ``HOOKS``."""
+from .checkpoint_guard_hook import CheckpointGuardHook
+from .fold_hook import FoldHook, FoldVerificationError
+
+__all__ = ['FoldHook', 'FoldVerificationError', 'CheckpointGuardHook']

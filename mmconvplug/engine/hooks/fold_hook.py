@@ -1,0 +1,184 @@
+"""``FoldHook``: validate and test the folded model, leave training untouched.
+
+Before each validation / test epoch the hook folds a **copy** of the model
+(:func:`mmconvplug.fold_model`) and makes it the model the loop runs
+(``runner.model``); after the epoch it puts the trained model back, exactly
+the object it was (DDP wrapper included). The training model, its optimizer
+state and its gradients are never touched, and folding preserves the RNG
+state, so a seeded run trains identically with or without the hook.
+
+Ordering: ``EMAHook`` swaps the EMA weights into the model in
+``before_val_epoch`` / ``before_test_epoch`` (priority ``NORMAL`` or
+higher in mmdet configs); this hook runs at ``BELOW_NORMAL``, after it, so
+it folds the weights that are to be evaluated (the EMA ones when EMA is on).
+It restores in ``after_*_epoch``, still at ``BELOW_NORMAL``: before
+``CheckpointHook`` (``VERY_LOW``) saves a "best" checkpoint from
+``runner.model``, which is then the trained model again.
+
+On the first batch of each folded loop it can verify the fold
+(:func:`mmconvplug.verify_fold`; a relative error above ``tolerance`` stops
+the run with :class:`FoldVerificationError`) and, once per run, log
+parameters and FLOPs (mmengine ``FlopAnalyzer``) and the inference time of
+the trained and the folded model.
+"""
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmconvplug.fold import fold_model, verify_fold
+from mmconvplug.fold.complexity import (count_flops, count_parameters,
+                                        time_forward)
+from mmconvplug.fold.fold_model import preserved_rng_state
+from mmconvplug.fold.verify import eval_mode, prepare_inputs
+from mmconvplug.registry import HOOKS
+
+
+class FoldVerificationError(RuntimeError):
+    """The folded model's outputs are further from the trained ones than allowed."""
+
+
+@HOOKS.register_module()
+class FoldHook(Hook):
+    """Fold a copy of the model before validation and test.
+
+    Args:
+        fuse_bn: also fuse BatchNorms into the convs before them.
+        fold_val: evaluate a folded copy in every validation.
+        fold_test: evaluate a folded copy in test.
+        verify: on the first batch of each folded loop, compare the folded
+            and the trained model's outputs.
+        tolerance: largest allowed relative error ``max|a-b| / max|a|``
+            over the compared outputs (features and raw head outputs).
+        log_complexity: once per run, log parameters, FLOPs and inference
+            time of the trained and the folded model on the first batch.
+        timing_iters: forwards timed per model for that log.
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self,
+                 fuse_bn: bool = False,
+                 fold_val: bool = True,
+                 fold_test: bool = True,
+                 verify: bool = True,
+                 tolerance: float = 1e-3,
+                 log_complexity: bool = True,
+                 timing_iters: int = 3) -> None:
+        if not isinstance(tolerance, (int, float)) or not tolerance > 0:
+            raise ValueError(
+                f'FoldHook: tolerance must be a positive number (a relative '
+                f'error, e.g. 1e-3), got {tolerance!r}.')
+        if not isinstance(timing_iters, int) or timing_iters < 1:
+            raise ValueError(
+                f'FoldHook: timing_iters must be an int >= 1, got '
+                f'{timing_iters!r}.')
+        self.fuse_bn = fuse_bn
+        self.fold_val = fold_val
+        self.fold_test = fold_test
+        self.verify = verify
+        self.tolerance = float(tolerance)
+        self.log_complexity = log_complexity
+        self.timing_iters = timing_iters
+        self._runner_model = None  # what runner.model was before the swap
+        self._trained = None  # the unwrapped trained model
+        self._folded = None
+        self._first_batch_pending = False
+        self._complexity_logged = False
+        self.last_verification = None
+        self.last_report = None
+
+    # -- swap in / out -------------------------------------------------
+    def _swap_in_folded(self, runner, stage: str) -> None:
+        runner_model = runner.model
+        trained = runner_model.module if is_model_wrapper(
+            runner_model) else runner_model
+        folded, report = fold_model(
+            trained, fuse_bn=self.fuse_bn, return_report=True)
+        self.last_report = report
+        runner.logger.info(f'FoldHook ({stage}): {report.summary()}')
+        if report.nothing_to_fold:
+            return
+        for parameter in folded.parameters():
+            parameter.grad = None
+            parameter.requires_grad_(False)
+        folded.eval()
+        self._runner_model, self._trained, self._folded = (runner_model,
+                                                           trained, folded)
+        self._first_batch_pending = True
+        runner.model = folded
+
+    def _restore(self, runner) -> None:
+        if self._runner_model is not None:
+            runner.model = self._runner_model
+        self._runner_model = self._trained = self._folded = None
+        self._first_batch_pending = False
+
+    def before_val_epoch(self, runner) -> None:
+        if self.fold_val:
+            self._swap_in_folded(runner, 'val')
+
+    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        self._restore(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        if self.fold_test:
+            self._swap_in_folded(runner, 'test')
+
+    def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        self._restore(runner)
+
+    # -- checks on the first batch ---------------------------------------
+    def before_val_iter(self, runner, batch_idx: int,
+                        data_batch=None) -> None:
+        self._check_first_batch(runner, data_batch)
+
+    def before_test_iter(self, runner, batch_idx: int,
+                         data_batch=None) -> None:
+        self._check_first_batch(runner, data_batch)
+
+    def _check_first_batch(self, runner, data_batch) -> None:
+        if not self._first_batch_pending or data_batch is None:
+            return
+        self._first_batch_pending = False
+        with preserved_rng_state():
+            if self.verify:
+                self._verify(runner, data_batch)
+            if self.log_complexity and not self._complexity_logged:
+                self._complexity_logged = True
+                self._log_complexity(runner, data_batch)
+
+    def _verify(self, runner, data_batch) -> None:
+        result = verify_fold(self._trained, self._folded, data_batch)
+        self.last_verification = result
+        runner.logger.info(f'FoldHook: {result} (tolerance {self.tolerance:g})')
+        if not result.within(self.tolerance):
+            worst = max(result.per_output, key=lambda item: item[2])
+            raise FoldVerificationError(
+                f'FoldHook: the folded model differs from the trained one by '
+                f'a relative error of {result.max_rel_error:.3g} (output '
+                f'{worst[0]}), above tolerance={self.tolerance:g}. A conv '
+                "variant's fold() is wrong or numerically unstable; check it "
+                'with mmconvplug.verify_fold, raise FoldHook(tolerance=...) '
+                'if the error is expected, or test with --no-fold.')
+
+    def _log_complexity(self, runner, data_batch) -> None:
+        inputs, samples = prepare_inputs(self._trained, data_batch)
+        lines = ['FoldHook: model complexity on the first batch '
+                 f'(input {tuple(inputs.shape)}):']
+        times = {}
+        with eval_mode(self._trained):
+            for name, model in (('trained', self._trained),
+                                ('folded', self._folded)):
+                params = count_parameters(model)
+                try:
+                    flops = f'{count_flops(model, inputs, samples) / 1e9:.3f} GFLOPs'
+                except RuntimeError as error:  # jit trace limits
+                    flops = f'FLOPs unavailable ({error})'.splitlines()[0]
+                times[name] = time_forward(model, inputs, samples,
+                                           iters=self.timing_iters)
+                lines.append(f'  {name:8s}: {params / 1e6:.3f} M params, '
+                             f'{flops}, {times[name] * 1e3:.1f} ms/forward')
+        lines.append('  folded / trained inference time: '
+                     f'{times["folded"] / times["trained"]:.3f}')
+        runner.logger.info('\n'.join(lines))

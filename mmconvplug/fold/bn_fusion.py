@@ -1,0 +1,130 @@
+"""Fold a BatchNorm into the plain conv right before it (eval statistics).
+
+``y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta`` is itself a conv
+with weight ``w * s`` and bias ``(b - mean) * s + beta``, ``s = gamma /
+sqrt(var + eps)`` per output channel. The fused conv matches the pair only
+with the BN's *running* statistics, i.e. in eval mode.
+
+Which BN is "directly after" a conv is decided by rules, not by tracing
+(symbolic tracing breaks on mmdet/mmseg's data-dependent forwards):
+
+* ``ConvModule`` (mmcv) whose ``order`` has ``'norm'`` right after
+  ``'conv'``: ``conv`` + ``norm`` (its ``norm_name`` attribute);
+* a module with ``conv{i}`` and ``norm{i}_name`` (mmdet/mmseg ``ResNet`` stem,
+  ``BasicBlock``, ``Bottleneck`` and blocks written the same way) whose
+  forward applies ``norm{i}`` to ``conv{i}``'s output;
+* ``nn.Sequential`` children ``[..., conv, bn, ...]`` (ResNet ``downsample``,
+  ResNetV1c ``stem``).
+
+Only a plain ``nn.Conv2d`` (foldable variants are folded first) and a
+``_BatchNorm`` with running statistics and matching channels are fused. The
+BN is replaced by ``nn.Identity`` under its own name, so ``self.norm1`` /
+``ConvModule.norm`` properties and ``with_norm`` checks keep working.
+"""
+from typing import Iterator, Tuple
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .report import FusedNorm
+
+#: (parent, conv attribute name, norm attribute name)
+ConvNormPair = Tuple[nn.Module, str, str]
+
+
+@torch.no_grad()
+def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
+    """Return a new ``nn.Conv2d`` equal to ``bn(conv(x))`` in eval mode."""
+    scale = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_var)
+    factor = scale / torch.sqrt(bn.running_var + bn.eps)
+    conv_bias = (conv.bias if conv.bias is not None else torch.zeros_like(
+        bn.running_mean))
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype)
+    fused.weight.copy_(conv.weight * factor.reshape(-1, 1, 1, 1))
+    fused.bias.copy_((conv_bias - bn.running_mean) * factor + shift)
+    fused.train(conv.training)
+    return fused
+
+
+def _can_fuse(conv: nn.Module, norm: nn.Module) -> bool:
+    return (type(conv) is nn.Conv2d and isinstance(norm, _BatchNorm)
+            and norm.track_running_stats and norm.running_mean is not None
+            and norm.num_features == conv.out_channels)
+
+
+def _conv_module_pairs(module: nn.Module) -> Iterator[ConvNormPair]:
+    """``ConvModule``-like: ``conv`` then ``norm`` in ``order``."""
+    order = getattr(module, 'order', None)
+    norm_name = getattr(module, 'norm_name', None)
+    if (isinstance(order, tuple) and norm_name and 'conv' in order
+            and 'norm' in order
+            and order.index('norm') == order.index('conv') + 1
+            and getattr(module, 'with_norm', False)):
+        yield module, 'conv', norm_name
+
+
+def _numbered_block_pairs(module: nn.Module) -> Iterator[ConvNormPair]:
+    """ResNet stems and blocks: ``conv{i}`` with ``norm{i}_name``."""
+    for index in range(1, 4):
+        norm_name = getattr(module, f'norm{index}_name', None)
+        conv_name = f'conv{index}'
+        if isinstance(norm_name, str) and hasattr(module, conv_name):
+            if getattr(module, 'deep_stem', False) and index == 1:
+                continue  # ResNetV1c: conv1/norm1 are unused, stem is used
+            yield module, conv_name, norm_name
+
+
+def _sequential_pairs(module: nn.Module) -> Iterator[ConvNormPair]:
+    """Adjacent ``conv``, ``bn`` children of an ``nn.Sequential``."""
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        for conv_name, norm_name in zip(names, names[1:]):
+            yield module, conv_name, norm_name
+
+
+def find_conv_norm_pairs(model: nn.Module) -> Iterator[Tuple[str, ConvNormPair]]:
+    """Yield ``(parent name, pair)`` for every fusable conv + BN pair."""
+    for parent_name, module in model.named_modules():
+        for finder in (_conv_module_pairs, _numbered_block_pairs,
+                       _sequential_pairs):
+            for parent, conv_name, norm_name in finder(module):
+                conv = getattr(parent, conv_name, None)
+                norm = getattr(parent, norm_name, None)
+                if conv is not None and norm is not None and _can_fuse(
+                        conv, norm):
+                    yield parent_name, (parent, conv_name, norm_name)
+
+
+def fuse_batch_norms(model: nn.Module) -> list:
+    """Fuse every BN found by :func:`find_conv_norm_pairs`, in place.
+
+    Returns the list of :class:`FusedNorm` entries, one per fused pair.
+    """
+    pairs = list(find_conv_norm_pairs(model))
+    fused = []
+    for parent_name, (parent, conv_name, norm_name) in pairs:
+        conv = getattr(parent, conv_name)
+        norm = getattr(parent, norm_name)
+        if not _can_fuse(conv, norm):
+            continue  # already fused through another rule
+        setattr(parent, conv_name, fuse_conv_and_bn(conv, norm))
+        setattr(parent, norm_name, nn.Identity())
+        if hasattr(parent, 'efficient_conv_bn_eval_forward'):
+            # mmcv's optional fused path expects a real BN after the conv.
+            parent.efficient_conv_bn_eval_forward = None
+        prefix = f'{parent_name}.' if parent_name else ''
+        fused.append(FusedNorm(prefix + conv_name, prefix + norm_name))
+    return fused

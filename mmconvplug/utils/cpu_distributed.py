@@ -1,0 +1,76 @@
+"""Let mmengine 0.10.7 run distributed data-parallel training on CPUs (gloo).
+
+``tools/dist_train.sh`` with ``--launcher pytorch`` and
+``env_cfg.dist_cfg.backend='gloo'`` should train on CPU-only machines (CI,
+debugging a multi-GPU config on a laptop). Two spots in mmengine assume a GPU:
+
+* ``mmengine.dist.utils._init_dist_pytorch`` always calls
+  ``torch.cuda.set_device(local_rank)``, which raises on a CPU-only torch
+  (``module 'torch._C' has no attribute '_cuda_setDevice'``) before the
+  process group is created;
+* ``Runner.wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to
+  ``MMDistributedDataParallel``, which torch refuses for a CPU module
+  ("device_ids ... only work with single-device/multiple-device GPU modules").
+
+The fix skips ``set_device`` when no CUDA device exists, and drops
+``device_ids`` when the wrapped module lives on the CPU (torch's rule for CPU
+modules). With a GPU neither patch changes anything.
+"""
+import functools
+
+import torch
+from mmengine.dist import utils as dist_utils
+from mmengine.model.wrappers import MMDistributedDataParallel
+from torch import distributed as torch_dist
+
+
+def _module_is_on_cpu(module: torch.nn.Module) -> bool:
+    tensors = list(module.parameters()) + list(module.buffers())
+    return bool(tensors) and all(t.device.type == 'cpu' for t in tensors)
+
+
+def _accelerator_available() -> bool:
+    return bool(torch.cuda.is_available() or dist_utils.is_mlu_available()
+                or dist_utils.is_npu_available()
+                or dist_utils.is_musa_available())
+
+
+def _patch_init_dist_pytorch() -> None:
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_mmconvplug_patched', False):
+        return
+
+    @functools.wraps(original)
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
+        if _accelerator_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch_dist.init_process_group(backend=backend, **kwargs)
+
+    _init_dist_pytorch._mmconvplug_patched = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+
+def _patch_ddp_device_ids() -> None:
+    original_init = MMDistributedDataParallel.__init__
+    if getattr(original_init, '_mmconvplug_patched', False):
+        return
+
+    @functools.wraps(original_init)
+    def __init__(self, module, detect_anomalous_params=False, **kwargs):
+        if kwargs.get('device_ids') is not None and _module_is_on_cpu(module):
+            kwargs['device_ids'] = None
+            kwargs.pop('output_device', None)
+        original_init(
+            self,
+            module=module,
+            detect_anomalous_params=detect_anomalous_params,
+            **kwargs)
+
+    __init__._mmconvplug_patched = True
+    MMDistributedDataParallel.__init__ = __init__
+
+
+def enable_cpu_distributed() -> None:
+    """Install both fixes (idempotent)."""
+    _patch_init_dist_pytorch()
+    _patch_ddp_device_ids()

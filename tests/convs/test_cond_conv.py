@@ -1,0 +1,150 @@
+"""CondConv: exact against the paper's per-example formula, every strategy."""
+import math
+
+import pytest
+import torch
+from cond_sc_dws_reference import (MODEL_BUILDERS, cond_conv_reference,
+                                   model_inputs, train_step)
+from mmcv.cnn import ConvModule, build_conv_layer
+from torch import nn
+
+from mmconvplug.convs import CondConv, FoldUnsupportedError, is_foldable
+from mmconvplug.convs.base import CONV_ATTRIBUTES
+from mmconvplug.convs.cond_conv import COND_CONV_STRATEGIES
+
+STRATEGIES = list(COND_CONV_STRATEGIES)
+
+# (in, out, kernel, stride, padding, dilation, groups, bias)
+GEOMETRIES = [
+    (3, 4, 3, 1, 1, 1, 1, True),
+    (4, 6, 3, 2, 2, 2, 2, False),
+    (4, 4, (3, 1), (2, 1), (1, 0), 1, 4, True),
+    (2, 3, 1, 1, 0, 1, 1, True),
+]
+
+
+def reference(layer, x):
+    return cond_conv_reference(
+        x, layer.weight, layer.bias, layer.routing.weight,
+        layer.routing.bias, layer.stride, layer.padding, layer.dilation,
+        layer.groups)
+
+
+@pytest.mark.parametrize('strategy', STRATEGIES)
+@pytest.mark.parametrize('geometry', GEOMETRIES)
+def test_batch_matches_per_example_reference(geometry, strategy):
+    cin, cout, k, s, p, d, g, bias = geometry
+    layer = CondConv(cin, cout, k, stride=s, padding=p, dilation=d,
+                     groups=g, bias=bias, num_experts=3,
+                     strategy=strategy).double()
+    x = torch.randn(3, cin, 7, 5, dtype=torch.float64)  # non-square
+    out = layer(x)
+    expected = reference(layer, x)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('strategy', ['per_example', 'mix_outputs', 'grouped'])
+def test_gradcheck(strategy):
+    layer = CondConv(2, 2, 3, padding=1, groups=2, num_experts=2,
+                     strategy=strategy).double()
+    x = torch.randn(2, 2, 4, 3, dtype=torch.float64, requires_grad=True)
+    params = (layer.weight, layer.bias, layer.routing.weight)
+
+    assert torch.autograd.gradcheck(lambda inp: layer(inp), (x, ))
+    # Gradients w.r.t. the parameters, through a functional call.
+    names = ('weight', 'bias', 'routing.weight')
+    tensors = tuple(p.detach().clone().requires_grad_() for p in params)
+
+    def functional(*values):
+        return torch.func.functional_call(layer, dict(zip(names, values)),
+                                          (x.detach(), ))
+
+    assert torch.autograd.gradcheck(functional, tensors)
+
+
+def test_auto_picks_per_example_on_large_maps_and_mixes_tiny_ones():
+    layer = CondConv(64, 64, 3, padding=1, num_experts=4)
+    assert layer.choose_strategy(torch.empty(2, 64, 100, 160)) == \
+        'per_example'
+    assert layer.choose_strategy(torch.empty(1, 64, 4, 4)) == 'per_example'
+    assert layer.choose_strategy(torch.empty(32, 64, 2, 2)) == 'mix_outputs'
+
+
+def test_from_conv_is_exact_and_breaks_expert_symmetry():
+    conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2).double()
+    x = torch.randn(3, 4, 9, 6, dtype=torch.float64)
+    for strategy in ('per_example', 'mix_outputs'):
+        layer = CondConv.from_conv(conv, num_experts=4, strategy=strategy)
+        torch.testing.assert_close(layer(x), conv(x), rtol=0, atol=1e-12)
+        # routing starts uniform (1/2) and experts differ (jitter).
+        assert torch.all(layer.routing_weights(x) == 0.5)
+        assert not torch.allclose(layer.weight[0], layer.weight[1])
+    plain = CondConv.from_conv(conv, num_experts=3, expert_jitter=0.0)
+    torch.testing.assert_close(plain.weight[0], plain.weight[2], rtol=0,
+                               atol=0)
+    torch.testing.assert_close(plain(x), conv(x), rtol=0, atol=1e-12)
+    # A step of training changes the routing per expert (symmetry broken).
+    layer = CondConv.from_conv(conv.float(), num_experts=4)
+    layer(x.float()).pow(2).sum().backward()
+    grads = layer.routing.weight.grad
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_initialisation_like_conv2d_and_respected_by_conv_module():
+    layer = CondConv(8, 16, 3, num_experts=4)
+    bound = 1 / math.sqrt(8 * 9)  # kaiming_uniform(a=sqrt(5)) of nn.Conv2d
+    assert layer.weight.abs().max() <= bound
+    assert layer.weight.std() > 0.5 * bound / math.sqrt(3)
+    assert not torch.allclose(layer.weight[0], layer.weight[1])
+    module = ConvModule(8, 16, 3, padding=1,
+                        conv_cfg=dict(type='CondConv', num_experts=4),
+                        norm_cfg=dict(type='BN'))
+    before = module.conv.weight.detach().clone()
+    module.init_weights()  # ConvModule skips kaiming_init: the conv has its own
+    assert torch.equal(module.conv.weight, before)
+    assert module.conv.weight.abs().max() <= bound
+
+
+def test_not_foldable_with_reason():
+    layer = CondConv(4, 4, 3)
+    assert not is_foldable(layer)
+    assert 'depends on the input' in layer.fold_unsupported_reason
+    with pytest.raises(FoldUnsupportedError, match='depends on the input'):
+        layer.fold()
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_experts=0), 'num_experts'),
+    (dict(strategy='fastest'), 'strategy'),
+    (dict(padding_mode='reflect'), 'padding_mode'),
+    (dict(padding='same'), 'padding'),
+    (dict(groups=3), 'groups'),
+])
+def test_rejects_settings_it_cannot_honour(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CondConv(4, 8, 3, **kwargs)
+
+
+def test_builds_through_build_conv_layer_with_conv_attributes():
+    layer = build_conv_layer(
+        dict(type='CondConv', num_experts=2), 4, 8, 3, stride=2, padding=1,
+        dilation=1, groups=2, bias=False)
+    reference_conv = nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2,
+                               bias=False)
+    for name in CONV_ATTRIBUTES:
+        assert getattr(layer, name) == getattr(reference_conv, name), name
+    x = torch.randn(2, 4, 11, 8)
+    assert layer(x).shape == reference_conv(x).shape
+
+
+@pytest.mark.parametrize('model_name', sorted(MODEL_BUILDERS))
+def test_conv_cfg_of_openmmlab_models(model_name):
+    model = MODEL_BUILDERS[model_name](dict(type='CondConv', num_experts=2))
+    n_cond = sum(isinstance(m, CondConv) for m in model.modules())
+    assert n_cond > 0
+    outputs = train_step(model, model_inputs(model_name))
+    assert all(torch.isfinite(out).all() for out in outputs)
+    grads = [m.weight.grad for m in model.modules()
+             if isinstance(m, CondConv)]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)

@@ -1,0 +1,272 @@
+"""RefConv: paper formula, frozen basis, fold, cache, init, mmdet/mmseg use."""
+import itertools
+
+import pytest
+import torch
+from mmcv.cnn import ConvModule, build_conv_layer
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS
+from torch import nn
+
+from conv_reference_formulas import (conv2d_by_unfold,
+                                     refocused_kernel_by_shifts)
+from mmconvplug.convs import CONV_ATTRIBUTES, RefConv, is_foldable
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP hand-offs on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def randomised(layer: RefConv) -> RefConv:
+    """Random basis, map and bias, so ``T`` is far from zero."""
+    with torch.no_grad():
+        layer.weight.normal_(0, 0.5)
+        for param in layer.parameters():
+            param.normal_(0, 0.5)
+    return layer
+
+
+# (in, out, kernel, stride, padding, dilation, groups, map_size, map_groups)
+REFERENCE_CASES = [
+    (4, 6, 3, 1, 1, 1, 1, None, None),  # dense: G = C_out*C_in
+    (4, 4, 3, 2, 1, 1, 4, None, None),  # depthwise: G = 1, dense mixing
+    (6, 4, 3, 1, 2, 2, 2, None, None),  # grouped: G = N / groups
+    (4, 6, 3, 1, 1, 1, 1, None, 6),  # custom G
+    (4, 4, 5, 1, 2, 1, 1, 5, None),  # map as large as the kernel
+    (4, 4, 5, 2, 2, 1, 2, (3, 1), 4),  # non-square map
+    (3, 5, (1, 3), 1, (0, 1), 1, 1, None, None),  # map shrinks to (1, 3)
+    (4, 8, (3, 2), (2, 1), 1, (1, 2), 4, None, None),  # even side: map 1
+]
+
+
+@pytest.mark.parametrize('case', REFERENCE_CASES, ids=str)
+def test_ref_conv_matches_paper_formula(case):
+    """``W_t = W_b + T(W_b)`` tap by tap, then a patch-matrix conv."""
+    cin, cout, k, stride, pad, dil, groups, map_size, map_groups = case
+    layer = randomised(
+        RefConv(cin, cout, k, stride=stride, padding=pad, dilation=dil,
+                groups=groups, map_size=map_size,
+                map_groups=map_groups).double())
+    kernel = refocused_kernel_by_shifts(layer.weight, layer.refocus_weight,
+                                        layer.map_groups)
+    x = torch.randn(2, cin, 9, 11, dtype=torch.float64)
+    expected = conv2d_by_unfold(x, kernel, layer.bias, stride, pad, dil,
+                                groups)
+    out = layer(x)
+    assert out.shape == expected.shape
+    assert (out - expected).abs().max().item() <= 1e-10
+
+
+def test_ref_conv_default_map_groups_follow_the_official_code():
+    dense = RefConv(8, 16, 3)
+    assert dense.map_groups == 8 * 16  # each kernel refocused on its own
+    assert dense.refocus_weight.shape == (128, 1, 3, 3)
+    depthwise = RefConv(8, 8, 3, groups=8)
+    assert depthwise.map_groups == 1  # every kernel sees all the others
+    assert depthwise.refocus_weight.shape == (8, 8, 3, 3)
+    assert RefConv(8, 8, 3, groups=2).map_groups == 16
+    assert RefConv(4, 4, (1, 3)).map_size == (1, 3)
+
+
+def test_ref_conv_gradcheck():
+    layer = randomised(RefConv(4, 4, 3, padding=1, groups=2).double())
+    x = torch.randn(1, 4, 5, 4, dtype=torch.float64, requires_grad=True)
+
+    def run(x, *_):
+        return layer(x)
+
+    assert torch.autograd.gradcheck(
+        run, (x, layer.refocus_weight, layer.bias))
+
+
+def test_ref_conv_basis_is_frozen_and_outside_the_optimizer():
+    layer = randomised(RefConv(4, 4, 3, padding=1))
+    assert 'weight' in dict(layer.named_buffers())
+    assert 'weight' not in dict(layer.named_parameters())
+    assert list(layer.state_dict()) == ['refocus_weight', 'bias', 'weight']
+    optim_wrapper = build_optim_wrapper(
+        nn.Sequential(layer),
+        dict(optimizer=dict(type='SGD', lr=0.1, weight_decay=0.1)))
+    in_optimizer = [
+        p for group in optim_wrapper.optimizer.param_groups
+        for p in group['params']
+    ]
+    assert not any(p is layer.weight for p in in_optimizer)
+    basis = layer.weight.clone()
+    kernel_before = layer.fold().weight
+    layer(torch.randn(2, 4, 6, 6)).square().sum().backward()
+    assert layer.weight.grad is None
+    optim_wrapper.step()
+    assert torch.equal(layer.weight, basis)
+    assert not torch.equal(layer.fold().weight, kernel_before)
+
+
+def test_ref_conv_zero_init_keeps_the_basis():
+    layer = RefConv(4, 6, 3, stride=2, padding=1).double()
+    assert torch.count_nonzero(layer.refocus_weight) == 0
+    x = torch.randn(2, 4, 8, 9, dtype=torch.float64)
+    expected = conv2d_by_unfold(x, layer.weight, layer.bias, 2, 1)
+    assert (layer(x) - expected).abs().max().item() <= 1e-12
+    random_map = RefConv(4, 6, 3, zero_init_refocus=False)
+    assert torch.count_nonzero(random_map.refocus_weight) > 0
+
+
+def test_ref_conv_from_conv_and_pretrained_weight_are_exact():
+    conv = nn.Conv2d(6, 8, 3, stride=2, padding=1, groups=2).double()
+    x = torch.randn(2, 6, 9, 8, dtype=torch.float64)
+    layer = RefConv.from_conv(conv)
+    assert (layer(x) - conv(x)).abs().max().item() <= 1e-12
+    assert layer.bias.requires_grad
+    layer = RefConv(6, 8, 3, stride=2, padding=1, groups=2).double()
+    missing, unexpected = layer.load_state_dict(conv.state_dict(),
+                                                strict=False)
+    assert missing == ['refocus_weight'] and unexpected == []
+    assert (layer(x) - conv(x)).abs().max().item() <= 1e-12
+
+
+def test_ref_conv_one_by_one_is_a_trainable_plain_conv():
+    layer = RefConv(4, 6, 1, map_size=3)
+    assert not layer.refocusing and layer.refocus_weight is None
+    assert isinstance(layer.weight, nn.Parameter)
+    assert layer.weight.requires_grad
+    conv = nn.Conv2d(4, 6, 1)
+    assert type(RefConv.from_conv(conv).weight) is nn.Parameter
+
+
+FOLD_GRID = list(
+    itertools.product([1, 3, 5, (1, 3)], [(1, 1), (2, 2)], ['dense', 2,
+                                                           'depthwise'],
+                      [True, False]))
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_ref_conv_fold_is_exact_over_grid(dtype):
+    channels = 4
+    for kernel, (stride, dilation), groups, bias in FOLD_GRID:
+        groups = {'dense': 1, 'depthwise': channels}.get(groups, groups)
+        padding = tuple(
+            (k // 2) * dilation for k in torch.nn.modules.utils._pair(kernel))
+        layer = randomised(
+            RefConv(channels, channels, kernel, stride=stride,
+                    padding=padding, dilation=dilation, groups=groups,
+                    bias=bias).to(dtype))
+        folded = layer.fold()
+        assert type(folded) is nn.Conv2d
+        x = torch.randn(2, channels, 9, 10, dtype=dtype)
+        out, out_folded = layer(x), folded(x)
+        err = (out - out_folded).abs().max().item()
+        if dtype == torch.float64:
+            assert err <= 1e-10, (kernel, stride, groups, bias, err)
+        else:
+            scale = out.abs().max().item()
+            assert err <= 1e-5 * scale, (kernel, stride, groups, bias, err)
+
+
+def test_ref_conv_eval_caches_kernel(monkeypatch):
+    layer = randomised(RefConv(4, 4, 3, padding=1)).eval()
+    calls = []
+    compose = layer._compose_kernel
+    monkeypatch.setattr(layer, '_compose_kernel',
+                        lambda: calls.append(1) or compose())
+    x = torch.randn(1, 4, 6, 6)
+    with torch.no_grad():
+        first = layer(x)
+        assert torch.equal(layer(x), first) and len(calls) == 1
+        layer.refocus_weight.add_(0.1)  # parameter change: recompose
+        assert not torch.equal(layer(x), first) and len(calls) == 2
+        layer.weight.mul_(2)  # basis buffer change: recompose
+        layer(x)
+        assert len(calls) == 3
+    layer.train()
+    layer(x)
+    layer(x)
+    assert len(calls) == 5  # training never caches
+
+
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [(dict(map_size=5), 'larger than kernel_size'),
+     (dict(map_size=2), 'odd positive'),
+     (dict(map_groups=5), 'map_groups must be a positive int dividing'),
+     (dict(groups=3), 'groups=3 must divide')])
+def test_ref_conv_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RefConv(4, 4, 3, **kwargs)
+
+
+def test_ref_conv_builds_through_mmcv_and_convmodule():
+    assert MODELS.get('RefConv') is RefConv
+    layer = build_conv_layer(
+        dict(type='RefConv', map_groups=4), 4, 8, 3, stride=2, padding=1,
+        dilation=1, groups=2, bias=False)
+    assert isinstance(layer, RefConv) and is_foldable(layer)
+    assert layer.map_groups == 4
+    for name in CONV_ATTRIBUTES:
+        assert hasattr(layer, name), name
+    module = ConvModule(4, 8, 3, padding=1, conv_cfg=dict(type='RefConv'),
+                        norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'))
+    module.init_weights()
+    assert torch.count_nonzero(module.conv.refocus_weight) == 0
+    out = module(torch.randn(2, 4, 6, 7))
+    out.sum().backward()
+    assert module.conv.refocus_weight.grad is not None
+
+
+def _forward_backward(model, x):
+    outs = model(x)
+    sum(out.float().mean() for out in outs).backward()
+    return outs
+
+
+def test_ref_conv_as_mmdet_resnet50_conv_cfg():
+    from mmdet.registry import MODELS as MMDET_MODELS
+    model = MMDET_MODELS.build(
+        dict(type='mmdet.ResNet', depth=50, conv_cfg=dict(type='RefConv'),
+             init_cfg=[dict(type='Kaiming', layer='Conv2d'),
+                       dict(type='Constant', val=1,
+                            layer=['_BatchNorm', 'GroupNorm'])]))
+    model.init_weights()
+    convs = [m for m in model.modules() if isinstance(m, RefConv)]
+    assert len(convs) == 53
+    for conv in convs:  # zero map survives init_cfg; basis sensibly scaled
+        if conv.refocusing:
+            assert torch.count_nonzero(conv.refocus_weight) == 0
+        assert 0 < conv.weight.std() < 1
+    outs = _forward_backward(model, torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [256, 512, 1024, 2048]
+    assert model.layer4[0].conv2.refocus_weight.grad is not None
+    assert model.layer4[0].conv2.weight.grad is None
+
+
+def test_ref_conv_as_mmseg_resnetv1c_conv_cfg():
+    from mmseg.registry import MODELS as MMSEG_MODELS
+    model = MMSEG_MODELS.build(
+        dict(type='mmseg.ResNetV1c', depth=18, conv_cfg=dict(type='RefConv'),
+             norm_cfg=dict(type='BN', requires_grad=True)))
+    model.init_weights()
+    outs = _forward_backward(model, torch.randn(1, 3, 48, 40))
+    assert [o.shape[1] for o in outs] == [64, 128, 256, 512]
+    assert model.stem[0].refocus_weight.grad is not None
+
+
+def test_ref_conv_as_fpn_and_ssd_neck_conv_cfg():
+    from mmdet.registry import MODELS as MMDET_MODELS
+    fpn = MMDET_MODELS.build(
+        dict(type='mmdet.FPN', in_channels=[8, 16], out_channels=8,
+             num_outs=3, conv_cfg=dict(type='RefConv')))
+    feats = (torch.randn(1, 8, 16, 12), torch.randn(1, 16, 8, 6))
+    outs = _forward_backward(fpn, feats)
+    assert len(outs) == 3 and isinstance(fpn.fpn_convs[0].conv, RefConv)
+    neck = MMDET_MODELS.build(
+        dict(type='mmdet.SSDNeck', in_channels=(8, 16),
+             out_channels=(8, 16, 8), level_strides=(2, ),
+             level_paddings=(1, ), l2_norm_scale=None,
+             conv_cfg=dict(type='RefConv')))
+    outs = _forward_backward(neck, feats)
+    assert len(outs) == 3
+    assert any(isinstance(m, RefConv) for m in neck.modules())

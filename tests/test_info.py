@@ -1,0 +1,30 @@
+"""``python -m mmconvplug info``: the report users paste into bug reports."""
+import subprocess
+import sys
+
+import mmcv
+import mmdet
+import torch
+
+from mmconvplug.__main__ import registered_by_mmconvplug
+
+
+def test_info_reports_versions_ops_and_registered_types():
+    out = subprocess.run([sys.executable, '-m', 'mmconvplug', 'info'],
+                         check=True, capture_output=True, text=True).stdout
+    # Rows are '<label padded to 11> <value>'.
+    lines = {line[:11].strip(): line[12:] for line in out.splitlines()}
+    assert lines['torch'] == torch.__version__
+    assert lines['mmcv'] == mmcv.__version__
+    assert lines['mmdet'] == mmdet.__version__
+    assert lines['mmcv ops'] == 'compiled'
+    for conv_type in ('DOConv', 'RefConv', 'CondConv', 'SCConv', 'DWSConv'):
+        assert conv_type in lines['MODELS'].split(', ')
+    assert 'FoldHook' in lines['HOOKS'].split(', ')
+
+
+def test_registered_names_do_not_shadow_upstream():
+    """Only our own classes are listed, and none reuses mmdet's ``SCNet``."""
+    models = registered_by_mmconvplug()['MODELS']
+    assert 'SCResNet' in models
+    assert 'SCNet' not in models

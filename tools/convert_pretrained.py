@@ -1,0 +1,79 @@
+"""Convert a plain pretrained checkpoint into the init of a variant model.
+
+    python tools/convert_pretrained.py IN OUT --variant doconv|refconv|condconv
+        [--config CFG]
+
+Each plain conv kernel becomes the variant layer that computes exactly the
+same function (DO-Conv: W = kernel, D at identity; RefConv: basis = kernel;
+CondConv: experts from the kernel), so fine-tuning starts from the
+pretrained network. Non-conv keys (norms, heads, ``meta``) are kept. With
+``--config`` only the convs that are variants in that config's model are
+converted, with their hyper-parameters; without it every 4-d conv kernel is.
+OUT must not exist: the tool never overwrites. Point the variant config's
+``init_cfg=dict(type='Pretrained', checkpoint=OUT)`` at the result.
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+import mmconvplug  # noqa: F401  (registers the variants; torch.load globals)
+from mmconvplug.convert import (VARIANT_TYPES, convert_state_dict,
+                                split_checkpoint)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('input', help='plain checkpoint (.pth)')
+    parser.add_argument('output', help='converted checkpoint (new file)')
+    parser.add_argument(
+        '--variant', required=True, choices=sorted(VARIANT_TYPES))
+    parser.add_argument(
+        '--config',
+        help='variant model config: convert exactly its variant convs')
+    return parser.parse_args(argv)
+
+
+def build_model(config_path: str) -> torch.nn.Module:
+    """Build (without initialising or downloading) the config's model."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    cfg = Config.fromfile(config_path)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return MODELS.build(cfg.model)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if os.path.exists(args.output):
+        raise SystemExit(
+            f'convert_pretrained: {args.output} exists; refusing to '
+            'overwrite it. Pick a new output path or remove the file.')
+    if not os.path.isfile(args.input):
+        raise SystemExit(f'convert_pretrained: no such file {args.input}.')
+    checkpoint = torch.load(args.input, map_location='cpu')
+    state_dict, holder = split_checkpoint(checkpoint)
+    model = build_model(args.config) if args.config else None
+    new_state, converted = convert_state_dict(state_dict, args.variant,
+                                              model=model)
+    if holder is None:
+        out = new_state
+    else:
+        out = dict(checkpoint)
+        out[holder] = new_state
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, 'xb') as f:
+        torch.save(out, f)
+    print(f'converted {len(converted)} convs to {args.variant} '
+          f'({sum(k in new_state for k in state_dict)} other keys kept) -> '
+          f'{args.output}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
