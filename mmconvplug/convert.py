@@ -57,7 +57,7 @@ def variant_class(variant: str) -> type:
 
 def _plain_conv(weight: torch.Tensor, bias: Optional[torch.Tensor],
                 like: Optional[nn.Module] = None) -> nn.Conv2d:
-    """An ``nn.Conv2d`` holding ``weight``/``bias`` (geometry from ``like``)."""
+    """An ``nn.Conv2d`` holding ``weight``/``bias``, geometry of ``like``."""
     out_channels, in_per_group, kh, kw = weight.shape
     groups = getattr(like, 'groups', 1)
     conv = nn.Conv2d(

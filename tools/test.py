@@ -171,6 +171,22 @@ def _fmt(value) -> str:
     return f'{value:.4f}' if isinstance(value, (int, float)) else str(value)
 
 
+def _compare(cfg: Config, args: argparse.Namespace) -> Dict[str, dict]:
+    """Test as trained, then folded; return both runs' metrics."""
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    metrics = {}
+    for name, fold in (('unfolded', False), ('folded', True)):
+        run_cfg = _with_hooks(cfg, fold, args)
+        run_cfg.work_dir = osp.join(cfg.work_dir, name)
+        run_cfg.experiment_name = f'{name}_{stamp}'
+        if args.out and _scope(cfg) == 'mmseg':
+            run_cfg.test_evaluator['output_dir'] = osp.join(args.out, name)
+        out = (None if not args.out else
+               f'{osp.splitext(args.out)[0]}_{name}{osp.splitext(args.out)[1]}')
+        metrics[name] = run_test(run_cfg, out)
+    return metrics
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
@@ -188,22 +204,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     print(_side_by_side(metrics['unfolded'], metrics['folded']))
     return 0
-
-
-def _compare(cfg: Config, args: argparse.Namespace) -> Dict[str, dict]:
-    """Test as trained, then folded; return both runs' metrics."""
-    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
-    metrics = {}
-    for name, fold in (('unfolded', False), ('folded', True)):
-        run_cfg = _with_hooks(cfg, fold, args)
-        run_cfg.work_dir = osp.join(cfg.work_dir, name)
-        run_cfg.experiment_name = f'{name}_{stamp}'
-        if args.out and _scope(cfg) == 'mmseg':
-            run_cfg.test_evaluator['output_dir'] = osp.join(args.out, name)
-        out = (None if not args.out else
-               f'{osp.splitext(args.out)[0]}_{name}{osp.splitext(args.out)[1]}')
-        metrics[name] = run_test(run_cfg, out)
-    return metrics
 
 
 if __name__ == '__main__':

@@ -61,20 +61,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _check_amp_device() -> None:
-    """``--amp`` needs an accelerator: refuse it clearly on a CPU machine.
+    """``--amp`` needs an accelerator: refuse it clearly elsewhere.
 
-    On CPU, mmengine's ``AmpOptimWrapper`` would autocast to bfloat16 and
-    silently disable loss scaling; mmcv's compiled CPU ops (NMS, RoIAlign)
-    take float32 only, and bfloat16 is slower than float32 on most CPUs.
+    mmengine's ``AmpOptimWrapper`` only runs on CUDA, NPU, MLU or MUSA
+    devices (on a CPU machine it fails with a bare ``AssertionError`` deep
+    in the Runner); bfloat16 autocast on CPU would also not help: mmcv's CPU
+    ops (NMS, RoIAlign) take float32 only.
     """
     from mmengine.device import get_device
-    if get_device() == 'cpu':
+    device = get_device()
+    if device not in ('cuda', 'npu', 'mlu', 'musa'):
         raise ValueError(
-            '--amp was given but no GPU (or NPU/MLU/MPS) device is available: '
-            'automatic mixed precision needs an accelerator. On CPU, '
-            "mmengine's AmpOptimWrapper would autocast to bfloat16, which "
-            "mmcv's CPU ops (NMS, RoIAlign) do not support. Drop --amp to "
-            'train in float32 on this machine.')
+            f'--amp was given but this machine trains on {device!r}: '
+            "mmengine's AmpOptimWrapper (automatic mixed precision) needs a "
+            'CUDA, NPU, MLU or MUSA device. Drop --amp to train in float32 '
+            'here, or run on a GPU machine.')
 
 
 def build_config(args: argparse.Namespace) -> Config:

@@ -15,7 +15,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     pretrained=None,
-    backbone=dict(depth=18, norm_cfg=norm_cfg, conv_cfg=None),
+    backbone=dict(depth=18, norm_cfg=norm_cfg),
     decode_head=dict(
         in_channels=512,
         channels=64,

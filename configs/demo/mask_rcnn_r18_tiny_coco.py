@@ -14,7 +14,6 @@ model = dict(
         depth=18,
         frozen_stages=-1,
         norm_eval=False,
-        conv_cfg=None,
         init_cfg=None),
     neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64),

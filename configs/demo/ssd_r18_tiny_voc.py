@@ -23,7 +23,6 @@ model = dict(
         num_stages=4,
         out_indices=(1, 2, 3),
         frozen_stages=-1,
-        conv_cfg=None,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         style='pytorch',

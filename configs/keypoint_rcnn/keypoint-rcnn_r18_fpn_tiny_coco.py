@@ -1,5 +1,5 @@
 # A small Keypoint R-CNN for CPU runs and end-to-end tests: ResNet-18 from
-# scratch, 64-channel FPN, a 4 x conv3x3(128) keypoint head, 128 px images of
+# scratch, 64-channel FPN, a 2 x conv3x3(64) keypoint head, 128 px images of
 # the tiny COCO keypoint set (python tools/make_tiny_datasets.py, or
 # mmconvplug.datasets.make_tiny_coco_keypoints), AdamW with warm-up + cosine.
 _base_ = './keypoint-rcnn_r50_fpn_1x_coco.py'
@@ -17,7 +17,7 @@ model = dict(
         bbox_head=dict(in_channels=64, fc_out_channels=256),
         keypoint_roi_extractor=dict(out_channels=64),
         keypoint_head=dict(
-            in_channels=64, num_convs=4, conv_out_channels=128)),
+            in_channels=64, num_convs=2, conv_out_channels=64)),
     train_cfg=dict(
         rpn=dict(sampler=dict(num=64)),
         rpn_proposal=dict(nms_pre=500, max_per_img=200),

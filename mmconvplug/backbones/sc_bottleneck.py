@@ -5,9 +5,9 @@
 
 The bottleneck splits the ResNet bottleneck's width in two halves::
 
-    x -> conv1_a (1x1) -> bn -> relu -> k1 (3x3 conv + bn) -> relu --+
-    x -> conv1_b (1x1) -> bn -> relu -> SCConv (self-calibrated) -> relu --+
-                                          concat -> conv3 (1x1) -> bn3 -> + x -> relu
+    a = relu(k1(relu(bn1_a(conv1_a(x)))))        k1: plain 3x3 conv + BN
+    b = relu(scconv(relu(bn1_b(conv1_b(x)))))    scconv: SCConv (3x3)
+    y = relu(bn3(conv3(concat(a, b))) + shortcut(x))
 
 The two 1x1 convs together cost what ResNet's single 1x1 costs, and the 3x3
 plain half plus the three 3x3 convs of SCConv (each a quarter-sized) cost
@@ -151,7 +151,7 @@ class SCBottleneck(BaseModule):
 
     @property
     def norm3(self) -> nn.Module:
-        """Last norm of the block (zero-initialised for ``zero_init_residual``)."""
+        """Last norm of the block (zeroed by ``zero_init_residual``)."""
         return getattr(self, self.norm3_name)
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:

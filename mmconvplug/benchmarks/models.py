@@ -8,7 +8,9 @@ configs), every conv that honours ``conv_cfg`` is built as ``--variant``
 (SSD's VGG through ``SSDVGGConvCfg``). We report
 
 * parameters and FLOPs (mmengine ``FlopAnalyzer``, multiply-adds, of the
-  raw ``mode='tensor'`` forward) of the trained-form model and of its fold;
+  raw ``mode='tensor'`` eval forward) of the trained-form model and of its
+  fold (DOConv / RefConv cache their composed kernel in eval, so their eval
+  FLOPs equal the fold's; the composition costs only in training);
 * inference time of the folded model vs the stock plain model built from
   the stock config, carrying the same (folded) weights -- timed in
   alternation, the ratio is of medians (target: <= 1.02, i.e. folding leaves
@@ -68,25 +70,28 @@ def _conv_cfg_aware_type(stock_type: str) -> Optional[str]:
     return None
 
 
-def _takes_conv_cfg(type_name: Any) -> bool:
+def _takes_conv_cfg(type_name: Any, scope: str) -> bool:
     """True when the registered class (or a base) has a conv_cfg argument."""
-    cls = MODELS.get(type_name) if isinstance(type_name, str) else None
+    cls = None
+    if isinstance(type_name, str):
+        with MODELS.switch_scope_and_registry(scope) as registry:
+            cls = registry.get(type_name)
     return cls is not None and any(
         'conv_cfg' in inspect.signature(base.__init__).parameters
         for base in getattr(cls, '__mro__', ()) if '__init__' in vars(base))
 
 
-def _with_variant(node: Any, conv_cfg: dict) -> Any:
+def _with_variant(node: Any, conv_cfg: dict, scope: str) -> Any:
     """Copy of a model config with every conv_cfg-taking part on conv_cfg."""
     if isinstance(node, list):
-        return [_with_variant(v, conv_cfg) for v in node]
+        return [_with_variant(v, conv_cfg, scope) for v in node]
     if not isinstance(node, dict):
         return node
-    node = {k: _with_variant(v, conv_cfg) for k, v in node.items()}
+    node = {k: _with_variant(v, conv_cfg, scope) for k, v in node.items()}
     twin = _conv_cfg_aware_type(node.get('type', ''))
     if twin is not None:
         node['type'] = twin
-    if 'conv_cfg' in node or _takes_conv_cfg(node.get('type')):
+    if 'conv_cfg' in node or _takes_conv_cfg(node.get('type'), scope):
         node['conv_cfg'] = dict(conv_cfg)
     return node
 
@@ -97,9 +102,9 @@ def variant_config(stock: Config, variant: str, scope: str) -> Config:
         raise ValueError(
             f'--variant {variant!r} is not a registered mmconvplug conv '
             f'variant; choose one of {sorted(variant_classes())}.')
-    init_default_scope(scope)
     cfg = copy.deepcopy(stock)
-    cfg.model = _with_variant(cfg.model.to_dict(), dict(type=variant))
+    cfg.model = _with_variant(cfg.model.to_dict(), dict(type=variant),
+                              scope)
     return cfg
 
 
@@ -135,6 +140,12 @@ def benchmark_model(name: str, variant: str, quick: bool,
     with preserved_rng_state():
         torch.manual_seed(0)
         trained = build(variant_config(stock_cfg, variant, scope), scope)
+        # A fresh variant is often an exact identity re-parameterisation
+        # (DOConv's D starts at I): move every weight a little, as training
+        # would, so the fold error below is measured on non-trivial weights.
+        with torch.no_grad():
+            for parameter in trained.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.01)
         folded, report = fold_model(trained, return_report=True)
         stock = build(stock_cfg, scope)
     stock.load_state_dict(folded.state_dict(), strict=True)

@@ -14,8 +14,9 @@ cheapest for the shape at hand (``strategy='auto'``), or a fixed one is used:
 
 ``per_example``
     build each example's kernel (``B`` small mixes) and run one dense conv per
-    example. Same arithmetic as a plain conv plus ``B`` call overheads; the
-    best choice whenever the spatial maps are not tiny.
+    example (for an unpadded ungrouped 1x1 conv: one batched matmul). Same
+    arithmetic as a plain conv plus ``B`` call overheads; the best choice
+    whenever the spatial maps are not tiny.
 ``mix_outputs``
     conv the whole batch once with the ``E`` experts stacked as one conv of
     ``E * out_channels`` outputs, then mix the ``E`` outputs with ``r``. Exact
@@ -23,8 +24,8 @@ cheapest for the shape at hand (``strategy='auto'``), or a fixed one is used:
     single call, so it wins on tiny maps with a large batch.
 ``grouped``
     timm's formulation: the batch folded into channels and one grouped conv
-    with a group per example. Kept for comparison and for devices whose
-    grouped conv is fast; on CPU it is the slowest.
+    with a group per example. On CPU it beats ``per_example`` on mid-size
+    maps with a large batch (fewer calls) and loses ~10 % on large maps.
 """
 import math
 from typing import Optional, Tuple
@@ -39,11 +40,17 @@ from .base import IntOrPair, NonFoldableConvMixin
 #: Strategy names accepted by ``CondConv(strategy=...)``.
 COND_CONV_STRATEGIES = ('auto', 'per_example', 'mix_outputs', 'grouped')
 
-#: Cost of one extra conv call, in multiply-accumulates: what the
-#: ``per_example`` strategy pays per example on top of the arithmetic. Measured
-#: on CPU (see ``tools/benchmark.py`` / the CondConv tests' timing notes):
-#: a small conv call costs about as much as 2e6 MACs of a large one.
-CALL_OVERHEAD_MACS = 2_000_000
+#: Cost model of :meth:`CondConv.choose_strategy`, in forward
+#: multiply-accumulates (MACs) of a large conv. Fitted to train-step timings
+#: on CPU (torch 2.13, one thread, ~0.7 ns per forward MAC of a train step):
+#: what each example adds to ``per_example`` (its own conv calls, ~2.4 ms)
+#: and to ``grouped`` (~1.7 ms), what it adds to ``mix_outputs`` (mixing
+#: E outputs, ~0.5 ms), and how much slower the grouped conv runs the same
+#: arithmetic on large maps (~10 %).
+PER_EXAMPLE_OVERHEAD_MACS = 3_300_000
+GROUPED_OVERHEAD_MACS = 2_400_000
+MIX_OVERHEAD_MACS = 700_000
+GROUPED_SLOWDOWN = 1.1
 
 
 @MODELS.register_module()
@@ -114,7 +121,7 @@ class CondConv(NonFoldableConvMixin, nn.Module):
     # ------------------------------------------------------------------ init
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Initialise every expert as ``nn.Conv2d`` would, routing as Linear."""
+        """Initialise each expert as ``nn.Conv2d`` would, routing as Linear."""
         for expert in self.weight:
             nn.init.kaiming_uniform_(expert, a=math.sqrt(5))
         if self.bias is not None:
@@ -189,8 +196,14 @@ class CondConv(NonFoldableConvMixin, nn.Module):
 
     # --------------------------------------------------------------- forward
     def routing_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """``r(x) = sigmoid(GAP(x) R + c)``, shape ``(B, num_experts)``."""
-        return torch.sigmoid(self.routing(x.mean(dim=(2, 3))))
+        """``r(x) = sigmoid(GAP(x) R + c)``, shape ``(B, num_experts)``.
+
+        GAP is a sum scaled afterwards: the backward of ``mean`` would
+        materialise a full-size ``grad / (H W)`` tensor, a pass over the
+        input as costly as a 1x1 conv's; a sum's backward is a broadcast.
+        """
+        pooled = x.sum(dim=(2, 3)) / (x.shape[2] * x.shape[3])
+        return torch.sigmoid(self.routing(pooled))
 
     def output_size(self, height: int, width: int) -> Tuple[int, int]:
         """Spatial size of the output for an input of ``height x width``."""
@@ -204,19 +217,27 @@ class CondConv(NonFoldableConvMixin, nn.Module):
     def choose_strategy(self, x: torch.Tensor) -> str:
         """The cheapest exact strategy for this input (``strategy='auto'``).
 
-        ``per_example`` does the arithmetic of one plain conv, ``F`` MACs,
-        plus a call per example; ``mix_outputs`` does ``E * F`` in a single
-        call. Mixing outputs wins when its extra ``(E - 1) F`` is below the
-        ``B`` call overheads, i.e. on tiny maps with a large batch.
+        With ``F`` the MACs of one plain conv over the batch: ``per_example``
+        costs ``F`` plus a per-example overhead, ``grouped`` a little more
+        than ``F`` plus a smaller per-example overhead, ``mix_outputs``
+        ``E * F`` plus a small per-example mixing cost. Large maps (detection)
+        pick ``per_example``, mid-size maps with a large batch ``grouped``,
+        tiny maps with a large batch ``mix_outputs``.
         """
         batch = x.shape[0]
         out_h, out_w = self.output_size(x.shape[2], x.shape[3])
-        macs_per_example = (self.out_channels * self.weight[0][0].numel() *
-                            out_h * out_w)
-        extra_mix = (self.num_experts - 1) * batch * macs_per_example
-        if batch > 1 and extra_mix < (batch - 1) * CALL_OVERHEAD_MACS:
-            return 'mix_outputs'
-        return 'per_example'
+        macs = (batch * self.out_channels * self.weight[0][0].numel() *
+                out_h * out_w)
+        costs = {
+            'per_example': macs + batch * PER_EXAMPLE_OVERHEAD_MACS,
+            'grouped': GROUPED_SLOWDOWN * macs +
+            batch * GROUPED_OVERHEAD_MACS,
+            'mix_outputs': self.num_experts * macs +
+            batch * MIX_OVERHEAD_MACS,
+        }
+        if batch == 1:
+            return 'per_example'  # one example: a plain conv, nothing else
+        return min(costs, key=costs.get)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         routing = self.routing_weights(x)
@@ -247,14 +268,33 @@ class CondConv(NonFoldableConvMixin, nn.Module):
     def _forward_per_example(self, x: torch.Tensor,
                              routing: torch.Tensor) -> torch.Tensor:
         kernels, bias = self._mixed_kernels(routing)
-        # split (not indexing): its backward concatenates the examples'
-        # input gradients instead of adding B zero-padded full-size copies.
+        if self.kernel_size == (1, 1) and self.padding == (0, 0) and \
+                self.groups == 1:
+            return self._pointwise_per_example(x, kernels, bias)
+        # split/unbind (not indexing): their backward concatenates the
+        # examples' gradients instead of summing B zero-padded full copies.
+        biases = bias.unbind(0) if bias is not None else [None] * len(x)
         outputs = [
-            self._conv(example, kernels[i],
-                       bias[i] if bias is not None else None, self.groups)
-            for i, example in enumerate(x.split(1, dim=0))
+            self._conv(example, kernel, example_bias, self.groups)
+            for example, kernel, example_bias in zip(
+                x.split(1, dim=0), kernels.unbind(0), biases)
         ]
         return torch.cat(outputs, dim=0)
+
+    def _pointwise_per_example(self, x: torch.Tensor, kernels: torch.Tensor,
+                               bias: Optional[torch.Tensor]) -> torch.Tensor:
+        """A 1x1 conv per example is a matrix product per example: one
+        batched matmul, without splitting the batch (1x1 convs are memory
+        bound, so the split and concatenation would cost more than the
+        arithmetic)."""
+        if self.stride != (1, 1):
+            x = x[:, :, ::self.stride[0], ::self.stride[1]]
+        batch, channels, out_h, out_w = x.shape
+        out = torch.bmm(kernels.view(batch, self.out_channels, channels),
+                        x.reshape(batch, channels, out_h * out_w))
+        if bias is not None:
+            out = out + bias[:, :, None]
+        return out.view(batch, self.out_channels, out_h, out_w)
 
     def _forward_grouped(self, x: torch.Tensor,
                          routing: torch.Tensor) -> torch.Tensor:

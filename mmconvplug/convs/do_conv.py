@@ -26,8 +26,8 @@ deviation from the identity. 1x1 kernels have nothing to over-parameterise
 ``weight`` and behave as a plain conv.
 
 Speed: the composition is one batched matrix product over input channels,
-``(C_in, C_out/groups, D_mul) @ (C_in, D_mul, k*k)``, with a hand-written
-backward of two more (one per input); outside training the composed kernel is
+``(C_in, k*k, D_mul) @ (C_in, D_mul, C_out/groups)``, with a hand-written
+backward of one more per gradient; outside training the composed kernel is
 cached (:class:`~mmconvplug.convs.kernel_cache.KernelCacheMixin`) so an
 unfolded DOConv evaluates at the cost of a plain conv, and :meth:`fold`
 returns that plain conv.
@@ -244,7 +244,9 @@ class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         return weight, bias
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, D_mul: Optional[int] = None) -> 'DOConv':
+    def from_conv(cls,
+                  conv: nn.Conv2d,
+                  D_mul: Optional[int] = None) -> 'DOConv':
         """Build a DOConv computing exactly ``conv`` (e.g. a trained one).
 
         ``weight`` and ``bias`` are copied, ``D`` starts as the identity and

@@ -11,7 +11,7 @@ norm, per domain)::
 With ``gate=True`` (the paper's soft sharing) a small MLP on the globally
 average-pooled input, ``C -> C // gate_reduction + 1 -> num_domains`` with a
 ReLU, gives softmax weights ``p(x)`` over the domains and every example mixes
-all domains' depthwise outputs: ``y = Pointwise(sum_d p_d(x) Norm_d(DW_d(x)))``.
+all domains' depthwise outputs: ``y = PW(sum_d p_d(x) Norm_d(DW_d(x)))``.
 
 The active domain is chosen for a whole model with
 :func:`mmconvplug.convs.domain.set_active_domain` (or from the batch's

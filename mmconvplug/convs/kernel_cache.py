@@ -47,7 +47,9 @@ class KernelCacheMixin:
 
         The cache is used only in eval mode and only when autograd would not
         need the composition's graph (grad disabled, or no source requires
-        grad), so gradients are never silently cut.
+        grad), so gradients are never silently cut; not under
+        ``torch.inference_mode`` (use ``torch.no_grad``, as mmengine's
+        val/test loops do).
         """
         sources = tuple(self._kernel_sources())
         needs_graph = torch.is_grad_enabled() and any(
@@ -55,11 +57,17 @@ class KernelCacheMixin:
         if self.training or needs_graph:
             self.clear_kernel_cache()
             return self._compose_kernel()
+        if torch.is_inference_mode_enabled():
+            # An inference tensor cached here would break a later forward
+            # that records autograd; inference mode just composes.
+            return self._compose_kernel()
         key = tuple(
             (t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
         if self._kernel_cache is None or key != self._kernel_cache_key:
             with torch.no_grad():
-                self._kernel_cache = self._compose_kernel()
+                # detach: a plain kernel may be the weight Parameter itself,
+                # which nn.Module would otherwise register under this name.
+                self._kernel_cache = self._compose_kernel().detach()
             self._kernel_cache_key = key
         return self._kernel_cache
 

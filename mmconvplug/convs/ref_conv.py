@@ -18,11 +18,12 @@ each kernel is refocused from its own neighbourhood only.
 
 ``weight`` is the frozen basis, a *buffer* under the key ``weight``: a plain
 conv's pretrained ``weight`` loads into it, it never gets a gradient and,
-not being a parameter, never reaches the optimizer (mmengine's
-``DefaultOptimWrapperConstructor`` also adds ``requires_grad=False``
-parameters to the optimizer). ``refocus_weight`` (and ``bias``) are
-trained. With ``zero_init_refocus=True`` (our default; the official code
-initialises the map randomly) ``W_t == W_b`` at start, so a RefConv built
+not being a parameter, never reaches the optimizer (without a
+``paramwise_cfg``, mmengine's ``DefaultOptimWrapperConstructor`` hands
+``model.parameters()``, frozen ones included, to the optimizer).
+``refocus_weight`` (and ``bias``) are trained. With
+``zero_init_refocus=True`` (our default; the official code initialises the
+map randomly) ``W_t == W_b`` at start, so a RefConv built
 from a pretrained conv computes that conv at step 0.
 
 1x1 kernels are kept as plain convs with a trainable ``weight`` parameter:

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
 from .base import IntOrPair, NonFoldableConvMixin
@@ -47,6 +48,11 @@ class SCConv(NonFoldableConvMixin, nn.Module):
         groups: the geometry of K4, the layer's output conv (as
             ``nn.Conv2d``); K2 and K3 share kernel size, dilation and groups
             and keep ``in_channels`` (see the module docstring).
+            ``padding=None`` (the default) means "same" padding,
+            ``dilation * (k - 1) // 2``: 1 for SCNet's 3x3 convs, and 0 -
+            ``nn.Conv2d``'s default - for the 1x1 convs that mmdet/mmseg
+            build without a padding argument. Pass ``padding=0`` explicitly
+            for an unpadded k > 1 conv.
         bias: with a norm (the default) every conv is bias-free and the
             norm's learnable shift is the bias, so ``bias=True`` needs nothing
             more; with ``norm_cfg=None`` it gives K4's conv a bias.
@@ -71,7 +77,7 @@ class SCConv(NonFoldableConvMixin, nn.Module):
                  out_channels: int,
                  kernel_size: IntOrPair = 3,
                  stride: IntOrPair = 1,
-                 padding: IntOrPair = 1,
+                 padding: Optional[IntOrPair] = None,
                  dilation: IntOrPair = 1,
                  groups: int = 1,
                  bias: bool = False,
@@ -79,6 +85,9 @@ class SCConv(NonFoldableConvMixin, nn.Module):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  padding_mode: str = 'zeros') -> None:
         super().__init__()
+        if padding is None:
+            padding = tuple(d * (k - 1) // 2 for k, d in zip(
+                _pair(kernel_size), _pair(dilation)))
         self._set_conv_attributes(in_channels, out_channels, kernel_size,
                                   stride, padding, dilation, groups)
         if any(k % 2 == 0 for k in self.kernel_size):

@@ -4,6 +4,7 @@
 stock mmdet / mmseg dataset classes read them, and the same configs run on
 the real datasets by changing ``data_root``.
 """
+from .config_paths import set_data_root
 from .shapes import COCO_KEYPOINT_NAMES, COCO_SKELETON, compose_scene
 from .tiny_cityscapes import CITYSCAPES_CLASSES, make_tiny_cityscapes
 from .tiny_coco import (COCO_CLASSES, COCO_SHAPE_CLASSES, make_tiny_coco,
@@ -14,5 +15,5 @@ __all__ = [
     'COCO_KEYPOINT_NAMES', 'COCO_SKELETON', 'compose_scene',
     'CITYSCAPES_CLASSES', 'make_tiny_cityscapes', 'COCO_CLASSES',
     'COCO_SHAPE_CLASSES', 'make_tiny_coco', 'make_tiny_coco_keypoints',
-    'VOC_CLASSES', 'VOC_SHAPE_CLASSES', 'make_tiny_voc'
+    'VOC_CLASSES', 'VOC_SHAPE_CLASSES', 'make_tiny_voc', 'set_data_root'
 ]

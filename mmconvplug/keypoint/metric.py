@@ -119,8 +119,8 @@ class CocoKeypointMetric(CocoMetric):
             for ann in gt_dict['anns']:
                 coco_ann = next(annotations)
                 visible = np.asarray(ann['keypoints_visible']) > 0
-                xy = np.asarray(ann['keypoints'],
-                                dtype=np.float64) - KEYPOINT_PIXEL_CENTRE_OFFSET
+                xy = (np.asarray(ann['keypoints'], dtype=np.float64) -
+                      KEYPOINT_PIXEL_CENTRE_OFFSET)
                 triplets = np.concatenate(
                     [xy, 2.0 * visible[:, None]], axis=1)
                 triplets[~visible] = 0

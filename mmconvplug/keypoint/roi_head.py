@@ -9,7 +9,6 @@ branch does. A mask branch may be present too (Mask + Keypoint R-CNN).
 """
 from typing import List, Optional, Tuple
 
-import torch
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS as MMDET_MODELS

@@ -181,10 +181,13 @@ def check_data_paths(cfg: Config, phase: str = 'train') -> None:
         if not loader or (phase == 'train' and loader_key != 'train_dataloader'
                           and not cfg.get(loop_key)):
             continue
+        missing_roots = set()
         for key, path, data_root in _dataset_paths(
                 loader.get('dataset'), f'{loader_key}.dataset'):
-            if osp.exists(path):
-                continue
+            if osp.exists(path) or data_root in missing_roots:
+                continue  # exists, or under a data_root already reported
+            if key.endswith('.data_root'):
+                missing_roots.add(path)
             root_note = f" (data_root={data_root!r})" if data_root else ''
             missing.append(f'  {key}: {path!r} does not exist{root_note}')
     if missing:

@@ -1,8 +1,7 @@
 """tools/convert_pretrained.py: a plain checkpoint becomes the exact init
 of a variant model (same outputs), other keys kept, no overwrite."""
+import importlib.util
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,6 +12,16 @@ from mmconvplug.convert import convert_state_dict, match_prefix
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, 'tools', 'convert_pretrained.py')
+
+
+def _load_tool():
+    """tools/convert_pretrained.py as a module (run in-process: a second
+    interpreter would re-import mmdet, ~10 s on the CI's CPUs)."""
+    spec = importlib.util.spec_from_file_location('convert_pretrained_tool',
+                                                  TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _trained_plain_resnet18():
@@ -71,7 +80,7 @@ def test_unknown_variant_and_mismatched_model_raise():
         convert_state_dict(plain, 'doconv', model=ResNet(depth=18))
 
 
-def test_command_line_with_config_and_no_overwrite(tmp_path):
+def test_command_line_with_config_and_no_overwrite(tmp_path, capsys):
     plain = _trained_plain_resnet18()
     src = tmp_path / 'r18.pth'
     torch.save(dict(state_dict=plain.state_dict(), meta=dict(epoch=3)), src)
@@ -83,11 +92,11 @@ def test_command_line_with_config_and_no_overwrite(tmp_path):
         "model = dict(type='ResNet', depth=18, out_indices=(3, ), "
         "conv_cfg=dict(type='DOConv'))\n")
     out = tmp_path / 'r18_doconv.pth'
-    cmd = [sys.executable, TOOL, str(src), str(out), '--variant', 'doconv',
-           '--config', str(config)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0, done.stderr
-    assert 'converted 20 convs' in done.stdout
+    args = [str(src), str(out), '--variant', 'doconv', '--config',
+            str(config)]
+    tool = _load_tool()
+    assert tool.main(args) == 0
+    assert 'converted 20 convs' in capsys.readouterr().out
     ckpt = torch.load(out, map_location='cpu')
     assert ckpt['meta'] == dict(epoch=3)
     target = ResNet(depth=18, out_indices=(3, ),
@@ -98,5 +107,7 @@ def test_command_line_with_config_and_no_overwrite(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(target(x)[0], plain(x)[0], rtol=1e-4,
                                    atol=1e-4)
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    assert again.returncode != 0 and 'refusing to overwrite' in again.stderr
+    written = out.read_bytes()
+    with pytest.raises(SystemExit, match='refusing to overwrite'):
+        tool.main(args)
+    assert out.read_bytes() == written

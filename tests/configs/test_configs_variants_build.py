@@ -26,6 +26,7 @@ CONFIGS = sorted(
 FOLDABLE = {'DOConv', 'RefConv', 'DWSConv'}
 #: SSD300 with VGG16 needs its full 300x300 input: heavy on CPU.
 SLOW = {c for c in CONFIGS if 'ssd300_vgg16' in c}
+SEG_SIZE = 32
 
 
 def _param(config):
@@ -70,17 +71,22 @@ def _det_batch(model, cfg, size):
     return packed
 
 
-def _seg_batch(num_classes, size):
+def _seg_batch(num_classes, size, batch_size=2):
+    """Two images: DeepLab's image-pool BN needs more than one value."""
     from mmseg.structures import SegDataSample
-    sample = SegDataSample()
-    gt = torch.randint(0, num_classes, (1, size, size))
-    sample.gt_sem_seg = PixelData(data=gt)
-    sample.set_metainfo(
-        dict(img_shape=(size, size), ori_shape=(size, size),
-             pad_shape=(size, size), scale_factor=(1.0, 1.0), flip=False,
-             img_path='tiny.png'))
-    image = torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
-    return dict(inputs=[image], data_samples=[sample])
+    inputs, samples = [], []
+    for _ in range(batch_size):
+        sample = SegDataSample()
+        gt = torch.randint(0, num_classes, (1, size, size))
+        sample.gt_sem_seg = PixelData(data=gt)
+        sample.set_metainfo(
+            dict(img_shape=(size, size), ori_shape=(size, size),
+                 pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                 flip=False, img_path='tiny.png'))
+        samples.append(sample)
+        inputs.append(
+            torch.randint(0, 255, (3, size, size), dtype=torch.uint8))
+    return dict(inputs=inputs, data_samples=samples)
 
 
 @pytest.mark.parametrize('config', [_param(c) for c in CONFIGS])
@@ -90,14 +96,16 @@ def test_config_builds_trains_predicts_and_folds(config):
         imports=['mmconvplug'], allow_failed_imports=False)
     assert _download_free(cfg.model), 'the model would download weights'
     is_seg = cfg.default_scope == 'mmseg'
+    if is_seg:  # the stock preprocessor pads every image to the crop size
+        cfg.model.data_preprocessor.size = (SEG_SIZE, SEG_SIZE)
     init_default_scope(cfg.default_scope)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
 
     if is_seg:
-        size = 64
+        size = SEG_SIZE
         batch = _seg_batch(cfg.model.decode_head.num_classes, size)
     else:
-        size = 300 if 'ssd300' in config else 128
+        size = 300 if "ssd300" in config else 96
         batch = _det_batch(model, cfg, size)
 
     model.train()
@@ -114,7 +122,7 @@ def test_config_builds_trains_predicts_and_folds(config):
     with torch.no_grad():
         results = model(**data, mode='predict')
         features = model.extract_feat(data['inputs'])
-    assert len(results) == 1
+    assert len(results) == len(batch['inputs'])
     if is_seg:
         assert results[0].pred_sem_seg.data.shape[-2:] == (size, size)
     else:
@@ -126,3 +134,20 @@ def test_config_builds_trains_predicts_and_folds(config):
             folded_features = folded.extract_feat(data['inputs'])
         for a, b in zip(features, folded_features):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_folded_ssd_doconv_loads_into_the_stock_deploy_config():
+    """After folding, the deploy config names mmdet's stock ``SSDVGG`` (via
+    ``SSDVGGConvCfg.stock_type``) and the folded weights load strictly."""
+    from mmconvplug.fold.deploy_config import make_deploy_config
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs', 'doconv', 'ssd300_vgg16-doconv_8xb8-24e_voc0712.py'))
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    folded, report = fold_model(model, return_report=True,
+                                plain_conv_only=True)
+    deploy = make_deploy_config(cfg, report, ['DOConv'])
+    assert deploy.model.backbone.type == 'SSDVGG'
+    assert 'conv_cfg' not in deploy.model.backbone
+    stock = MODELS.build(deploy.model)
+    stock.load_state_dict(folded.state_dict(), strict=True)

@@ -6,6 +6,7 @@ by index, batch norm by its formula), not with the modules' code paths or
 ``F.conv2d``, so that a module and its reference can only agree by both
 being right. Everything is meant to run in float64 on tiny tensors.
 """
+import pytest
 import torch
 
 
@@ -171,13 +172,17 @@ def dws_conv_reference(x, depthwise, norms, pointwise, pointwise_bias,
 # (built from the real mmdet / mmseg classes; tiny channels where allowed).
 # --------------------------------------------------------------------------
 def build_mmdet_resnet50(conv_cfg):
+    """mmdet ResNet-50 (all its convs, stem to stage 4), 8 base channels."""
     from mmdet.models.backbones import ResNet
-    return ResNet(depth=50, conv_cfg=conv_cfg, out_indices=(0, 1, 2, 3))
+    return ResNet(depth=50, base_channels=8, conv_cfg=conv_cfg,
+                  out_indices=(0, 1, 2, 3))
 
 
-def build_mmseg_resnetv1c(conv_cfg, depth=18):
+def build_mmseg_resnetv1c(conv_cfg):
+    """mmseg ResNetV1c-50 (deep stem of three 3x3 convs), 8 channels."""
     from mmseg.models.backbones import ResNetV1c
-    return ResNetV1c(depth=depth, conv_cfg=conv_cfg, out_indices=(0, 1, 2, 3))
+    return ResNetV1c(depth=50, stem_channels=8, base_channels=8,
+                     conv_cfg=conv_cfg, out_indices=(0, 1, 2, 3))
 
 
 def build_fpn(conv_cfg):
@@ -219,3 +224,17 @@ def train_step(model, inputs):
     loss = sum(out.pow(2).mean() for out in outputs)
     loss.backward()
     return outputs
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test on one intra-op thread, then restore the setting.
+
+    The tensors here are tiny: with several threads each small op pays a
+    thread-pool hand-off, and on a shared, oversubscribed 2-core machine
+    that made these tests up to 50x slower than on one thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from cond_sc_dws_reference import single_thread  # noqa: F401
 from cond_sc_dws_reference import (MODEL_BUILDERS, cond_conv_reference,
                                    model_inputs, train_step)
 from mmcv.cnn import ConvModule, build_conv_layer
@@ -20,7 +21,10 @@ GEOMETRIES = [
     (4, 6, 3, 2, 2, 2, 2, False),
     (4, 4, (3, 1), (2, 1), (1, 0), 1, 4, True),
     (2, 3, 1, 1, 0, 1, 1, True),
+    (3, 2, 1, (2, 3), 0, 1, 1, False),  # 1x1 with stride: batched matmul
 ]
+
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def reference(layer, x):
@@ -51,7 +55,7 @@ def test_gradcheck(strategy):
     x = torch.randn(2, 2, 4, 3, dtype=torch.float64, requires_grad=True)
     params = (layer.weight, layer.bias, layer.routing.weight)
 
-    assert torch.autograd.gradcheck(lambda inp: layer(inp), (x, ))
+    assert torch.autograd.gradcheck(layer, (x, ), fast_mode=True)
     # Gradients w.r.t. the parameters, through a functional call.
     names = ('weight', 'bias', 'routing.weight')
     tensors = tuple(p.detach().clone().requires_grad_() for p in params)
@@ -60,14 +64,18 @@ def test_gradcheck(strategy):
         return torch.func.functional_call(layer, dict(zip(names, values)),
                                           (x.detach(), ))
 
-    assert torch.autograd.gradcheck(functional, tensors)
+    assert torch.autograd.gradcheck(functional, tensors, fast_mode=True)
 
 
-def test_auto_picks_per_example_on_large_maps_and_mixes_tiny_ones():
+def test_auto_strategy_follows_the_cost_model():
     layer = CondConv(64, 64, 3, padding=1, num_experts=4)
+    # detection maps (few examples, large maps): one dense conv per example
     assert layer.choose_strategy(torch.empty(2, 64, 100, 160)) == \
         'per_example'
     assert layer.choose_strategy(torch.empty(1, 64, 4, 4)) == 'per_example'
+    # mid-size maps, large batch: one grouped call instead of 16 calls
+    assert layer.choose_strategy(torch.empty(16, 64, 14, 14)) == 'grouped'
+    # tiny maps, large batch: E times the arithmetic in a single call
     assert layer.choose_strategy(torch.empty(32, 64, 2, 2)) == 'mix_outputs'
 
 
@@ -101,7 +109,7 @@ def test_initialisation_like_conv2d_and_respected_by_conv_module():
                         conv_cfg=dict(type='CondConv', num_experts=4),
                         norm_cfg=dict(type='BN'))
     before = module.conv.weight.detach().clone()
-    module.init_weights()  # ConvModule skips kaiming_init: the conv has its own
+    module.init_weights()  # ConvModule skips kaiming_init: conv has its own
     assert torch.equal(module.conv.weight, before)
     assert module.conv.weight.abs().max() <= bound
 

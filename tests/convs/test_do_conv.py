@@ -32,7 +32,7 @@ def randomised(layer: DOConv) -> DOConv:
 
 
 def paper_w_and_d(layer: DOConv):
-    """The paper's ``W`` (C_out, C_in/g, D_mul) and ``D`` (C_in, k*k, D_mul)."""
+    """The paper's ``W`` (C_out, C_in/g, D_mul), ``D`` (C_in, k*k, D_mul)."""
     taps = layer.kernel_size[0] * layer.kernel_size[1]
     weight = layer.weight.reshape(layer.out_channels, -1, taps)
     if layer.weight_extra is not None:
@@ -119,16 +119,16 @@ def test_do_conv_gradcheck_depthwise_multiplier():
     assert torch.autograd.gradcheck(run, (x, layer.weight, layer.D_delta))
 
 
+# kernel, stride, dilation, groups, bias
 FOLD_GRID = list(
-    itertools.product([1, 3, 5, (1, 3)], [(1, 1), (2, 2)], ['dense', 2,
-                                                           'depthwise'],
-                      [True, False]))
+    itertools.product([1, 3, 5, (1, 3)], [1, 2], [1, 2],
+                      ['dense', 2, 'depthwise'], [True, False]))
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 def test_do_conv_fold_is_exact_over_grid(dtype):
     channels = 4
-    for kernel, (stride, dilation), groups, bias in FOLD_GRID:
+    for kernel, stride, dilation, groups, bias in FOLD_GRID:
         groups = {'dense': 1, 'depthwise': channels}.get(groups, groups)
         padding = tuple(
             (k // 2) * dilation for k in torch.nn.modules.utils._pair(kernel))
@@ -140,7 +140,11 @@ def test_do_conv_fold_is_exact_over_grid(dtype):
         assert type(folded) is nn.Conv2d
         x = torch.randn(2, channels, 9, 10, dtype=dtype)
         out, out_folded = layer(x), folded(x)
-        err = (out - out_folded).abs().max().item()
+        with torch.no_grad():  # eval: the cached kernel, also for 1x1
+            out_eval = layer.eval()(x)
+        assert torch.equal(out_eval, layer(x))
+        err = max((out - out_folded).abs().max().item(),
+                  (out_eval - out_folded).abs().max().item())
         if dtype == torch.float64:
             assert err <= 1e-10, (kernel, stride, groups, bias, err)
         else:
@@ -175,10 +179,32 @@ def test_do_conv_eval_caches_kernel_and_invalidates(monkeypatch):
         expected = F.conv2d(x, compose(), layer.bias, padding=1)
         assert torch.equal(layer(x), expected)
         fresh = DOConv(4, 4, 3, padding=1).state_dict()
-        assert composed_once_more(lambda: layer.load_state_dict(fresh) and
-                                  layer(x))
+
+        def load_then_forward():
+            layer.load_state_dict(fresh)
+            layer(x)
+
+        assert composed_once_more(load_then_forward)
         assert composed_once_more(lambda: layer.train().eval()(x))
         assert composed_once_more(lambda: layer.double()(x.double()))
+
+
+def test_do_conv_frozen_eval_layer_caches_and_passes_gradients(monkeypatch):
+    """A frozen stage (eval, requires_grad=False) composes once, and still
+    back-propagates to its input, also after an inference-mode call."""
+    layer = randomised(DOConv(4, 4, 3, padding=1)).eval()
+    layer.requires_grad_(False)
+    calls = []
+    compose = layer._compose_kernel
+    monkeypatch.setattr(layer, '_compose_kernel',
+                        lambda: calls.append(1) or compose())
+    with torch.inference_mode():
+        layer(torch.randn(1, 4, 5, 5))
+    x = torch.randn(1, 4, 5, 5, requires_grad=True)
+    layer(x).sum().backward()
+    layer(x).sum().backward()
+    assert len(calls) == 2  # one inference-mode call, then one cached
+    assert x.grad is not None
 
 
 def test_do_conv_from_conv_and_pretrained_weight_are_exact():

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from cond_sc_dws_reference import single_thread  # noqa: F401
 from cond_sc_dws_reference import (MODEL_BUILDERS, model_inputs,
                                    sc_conv_reference, train_step)
 from mmcv.cnn import ConvModule, build_conv_layer
@@ -10,6 +11,8 @@ from torch import nn
 
 from mmconvplug.convs import FoldUnsupportedError, SCConv, is_foldable
 from mmconvplug.convs.base import CONV_ATTRIBUTES
+
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def randomise_norms(layer):
@@ -64,14 +67,16 @@ def test_official_module_layout_and_checkpoint_keys():
                 'k3.0.weight', 'k3.1.running_var', 'k4.0.weight',
                 'k4.1.bias'):
         assert key in keys
+    assert layer.kernel_size == (3, 3) and layer.padding == (1, 1)
+    assert SCConv(8, 8, 5, dilation=2).padding == (4, 4)  # "same" default
     assert isinstance(layer.k2[0], nn.AvgPool2d)
     assert layer.k2[0].kernel_size == 4 and layer.k2[0].stride == 4
 
 
 def test_gradcheck_train_mode():
     layer = SCConv(2, 2, 3, padding=1, pooling_r=2).double().train()
-    x = torch.randn(2, 2, 5, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(layer, (x, ))
+    x = torch.randn(2, 2, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x, ), fast_mode=True)
 
 
 def test_norm_cfg_and_bias():
@@ -134,11 +139,15 @@ def test_resnet_in_out_rule_calibrates_with_input_channels():
     maps them to the requested output channels with the requested stride."""
     model = MODEL_BUILDERS['resnet50'](dict(type='SCConv'))
     stem, expand = model.conv1, model.layer1[0].conv3
-    assert (stem.in_channels, stem.out_channels) == (3, 64)
-    assert stem.k3[0].out_channels == 3 and stem.k4[0].out_channels == 64
+    assert (stem.in_channels, stem.out_channels) == (3, 8)
+    assert stem.k3[0].out_channels == 3 and stem.k4[0].out_channels == 8
     assert stem.k4[0].stride == (2, 2) and stem.k3[0].stride == (1, 1)
-    assert (expand.k3[0].in_channels, expand.k3[0].out_channels) == (64, 64)
-    assert expand.k4[0].out_channels == 256
+    assert (expand.k3[0].in_channels, expand.k3[0].out_channels) == (8, 8)
+    assert expand.k4[0].out_channels == 32
+    # mmdet builds its 1x1 convs without a padding argument: padding=None
+    # then means "same", i.e. 0 for 1x1 as nn.Conv2d; 3x3 pass padding.
+    assert expand.padding == (0, 0) and model.layer1[0].conv2.padding == (1,
+                                                                          1)
 
 
 @pytest.mark.parametrize('model_name', sorted(MODEL_BUILDERS))

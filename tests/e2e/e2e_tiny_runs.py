@@ -46,6 +46,9 @@ def tiny_config(config: str, data_root: str, work_dir: str, iters: int,
                              by_epoch=False)
     cfg.custom_hooks = [dict(type='FoldHook')] if fold_hook else []
     cfg.randomness = dict(seed=0)
+    # The visualizer is a process-wide singleton looked up by name; a name
+    # of its own keeps each run's scalars in its own work_dir.
+    cfg.visualizer.name = f'visualizer:{work_dir}'
     path = osp.join(work_dir, 'config.py')
     cfg.dump(path)
     return path

@@ -14,14 +14,14 @@ pytestmark = pytest.mark.slow
 
 #: The reduced demo below must reach at least this VOC mAP (%) for every
 #: variant; random boxes score ~0. The full demo reaches far more (README).
-MAP_FLOOR = 20.0
+MAP_FLOOR = 40.0
 
 
 def test_demo_reduced_learns_folds_and_reports(tmp_path):
     out = tmp_path / 'demo'
     cmd = [sys.executable, osp.join(REPO, 'tools/demo.py'), '--out', str(out),
-           '--data-root', str(tmp_path / 'data'), '--iters', '150',
-           '--num-train', '96', '--num-val', '24', '--timing-rounds', '2']
+           '--data-root', str(tmp_path / 'data'), '--iters', '60',
+           '--num-train', '64', '--num-val', '16', '--timing-rounds', '2']
     run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                          timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -21,7 +21,7 @@ CASES = {
     'ssd_voc': dict(
         config='demo/ssd_r18_tiny_voc.py', make=make_tiny_voc, sub='',
         root_sub='VOCdevkit', size=(128, 128), num_train=32, num_val=8,
-        iters=40, batch_size=8, metric='pascal_voc/mAP'),
+        iters=30, batch_size=8, metric='pascal_voc/mAP'),
     'mask_rcnn_coco': dict(
         config='demo/mask_rcnn_r18_tiny_coco.py', make=make_tiny_coco,
         sub='coco', root_sub='coco', size=(128, 128), num_train=16,
@@ -29,7 +29,7 @@ CASES = {
     'deeplabv3plus_cityscapes': dict(
         config='demo/deeplabv3plus_r18_tiny_cityscapes.py',
         make=make_tiny_cityscapes, sub='cityscapes', root_sub='cityscapes',
-        size=(128, 64), num_train=16, num_val=4, iters=30, batch_size=4,
+        size=(128, 64), num_train=16, num_val=4, iters=20, batch_size=2,
         metric='mIoU'),
 }
 

@@ -1,4 +1,5 @@
 """tools/fold.py: folded checkpoints load strictly into the stock models."""
+import copy
 import os
 import os.path as osp
 
@@ -22,7 +23,7 @@ MIM = {
 
 def build(cfg):
     init_default_scope(cfg.default_scope)
-    return MODELS.build(cfg.model).eval()
+    return MODELS.build(copy.deepcopy(cfg.model)).eval()  # builders edit it
 
 
 def types_in(node):
@@ -120,7 +121,8 @@ def test_non_foldable_layers_stay_in_deploy_config(tmp_path, capsys):
     cfg.dump(config)
     ckpt = save_random_checkpoint(cfg, str(tmp_path / 'trained.pth'))
     out = str(tmp_path / 'folded.pth')
-    assert load_tool('fold').main([config, ckpt, out]) == 0
+    assert load_tool('fold').main(
+        [config, ckpt, out, '--shape', '64', '128']) == 0
     printed = capsys.readouterr().out
     assert 'kept' in printed and 'FoldTestGatedConv' in printed
     deploy = Config.fromfile(out[:-4] + '.py')

@@ -69,3 +69,57 @@ def test_variant_configs_build(name):
         kinds = {type(m).__name__ for m in model.roi_head.keypoint_head.
                  modules()}
         assert 'DOConv' in kinds
+
+
+def _tiny_model():
+    cfg = _config('keypoint-rcnn_r18_fpn_tiny_coco.py')
+    init_default_scope('mmdet')
+    return MODELS.build(cfg.model)
+
+
+def _sample_with_keypoints():
+    from mmengine.structures import InstanceData
+    sample = DetDataSample(metainfo=dict(
+        img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1.0, 1.0),
+        pad_shape=(64, 64), batch_input_shape=(64, 64)))
+    keypoints = torch.rand(2, 17, 2) * 30 + torch.tensor([[[5.0, 10.0]],
+                                                          [[30.0, 20.0]]])
+    visible = torch.ones(2, 17)
+    visible[1] = 0  # a person without keypoints: a box, no keypoint loss
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[5.0, 10.0, 35.0, 40.0],
+                             [30.0, 20.0, 60.0, 50.0]]),
+        labels=torch.zeros(2, dtype=torch.long),
+        keypoints=keypoints, keypoints_visible=visible)
+    sample.ignored_instances = InstanceData(
+        bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+    return sample
+
+
+def test_tiny_model_trains_on_keypoints_and_exposes_heatmaps():
+    model = _tiny_model()
+    data = model.data_preprocessor(
+        dict(inputs=[torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)],
+             data_samples=[_sample_with_keypoints()]), True)
+    losses = model(**data, mode='loss')
+    assert 'loss_keypoint' in losses
+    assert torch.isfinite(losses['loss_keypoint'])
+    losses['loss_keypoint'].backward()
+    deconv = model.roi_head.keypoint_head.heatmap_deconv
+    assert deconv.weight.grad is not None and deconv.weight.grad.abs().sum(
+    ) > 0
+
+    model.eval()
+    with torch.no_grad():
+        outputs = model(**data, mode='tensor')
+    heatmaps = outputs[-1][-1]  # (rpn outs, roi head outs)[-1]: heatmaps
+    assert heatmaps.shape[1:] == (17, 56, 56)
+
+
+def test_keypoint_roi_head_needs_its_parts():
+    cfg = _config('keypoint-rcnn_r18_fpn_tiny_coco.py')
+    init_default_scope('mmdet')
+    roi_head = cfg.model.roi_head
+    roi_head.keypoint_head = None
+    with pytest.raises(ValueError, match='keypoint_head'):
+        MODELS.build(roi_head)

@@ -143,3 +143,35 @@ def test_bad_metric_settings_are_explained():
         CocoKeypointMetric(keypoint_metric_items=['mAP_s'])
     with pytest.raises(ValueError, match='max_keypoint_dets'):
         CocoKeypointMetric(max_keypoint_dets=0)
+
+
+def test_pipeline_flip_uses_the_dataset_flip_indices(coco_kpts):
+    def pipeline(flip_prob):
+        return [
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadKeypointAnnotations', with_bbox=True),
+            dict(type='KeypointRandomFlip', prob=flip_prob),
+            dict(type='PackKeypointDetInputs'),
+        ]
+
+    plain = CocoKeypointDataset(
+        data_root=coco_kpts['root'],
+        ann_file='annotations/person_keypoints_val2017.json',
+        data_prefix=dict(img='val2017/'), test_mode=True,
+        pipeline=pipeline(0.0))[0]['data_samples'].gt_instances
+    flipped = CocoKeypointDataset(
+        data_root=coco_kpts['root'],
+        ann_file='annotations/person_keypoints_val2017.json',
+        data_prefix=dict(img='val2017/'), test_mode=True,
+        pipeline=pipeline(1.0))[0]['data_samples'].gt_instances
+    names = CocoKeypointDataset.METAINFO['keypoint_names']
+    left, right = names.index('left_wrist'), names.index('right_wrist')
+    width = 96
+    for person in range(len(plain)):
+        assert flipped.keypoints_visible[person, left] == \
+            plain.keypoints_visible[person, right]
+        if plain.keypoints_visible[person, right]:
+            assert flipped.keypoints[person, left, 0] == pytest.approx(
+                width - plain.keypoints[person, right, 0])
+            assert flipped.keypoints[person, left, 1] == pytest.approx(
+                plain.keypoints[person, right, 1])

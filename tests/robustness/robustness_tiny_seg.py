@@ -52,7 +52,8 @@ model = dict(
     backbone=dict(
         type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
         num_stages=4, out_indices=(3, ), strides=(1, 2, 2, 2),
-        dilations=(1, 1, 1, 1), norm_cfg=norm_cfg, conv_cfg=conv_cfg,
+        dilations=(1, 1, 1, 1), norm_cfg=norm_cfg,
+        conv_cfg={backbone_conv_cfg},
         norm_eval=False, style='pytorch', init_cfg=None),
     decode_head=dict(
         type='FCNHead', in_channels=64, in_index=0, channels=16, num_convs=1,
@@ -132,9 +133,15 @@ def write_config(path: str,
                  val_interval: Optional[int] = None,
                  checkpoint_interval: Optional[int] = None,
                  milestone: int = 2,
-                 norm_cfg: str = GROUP_NORM) -> str:
-    """Write the tiny segmenter config to ``path``; returns ``path``."""
+                 norm_cfg: str = GROUP_NORM,
+                 backbone_variant: bool = True) -> str:
+    """Write the tiny segmenter config to ``path``; returns ``path``.
+
+    ``conv_type`` is used in the decode head and, with ``backbone_variant``,
+    in every backbone conv (1x1 shortcuts included).
+    """
     text = CONFIG_TEMPLATE.format(
+        backbone_conv_cfg='conv_cfg' if backbone_variant else 'None',
         norm_cfg=norm_cfg,
         data_root=str(data_root),
         conv_type=conv_type,

@@ -94,7 +94,8 @@ def test_missing_data_root_names_each_key_and_the_fix(tmp_path):
     message = str(info.value)
     assert f"train_dataloader.dataset.data_root: '{missing}' does not exist" \
         in message
-    assert 'train_dataloader.dataset.data_prefix.img_path' in message
+    # paths under the missing data_root are not listed again
+    assert 'data_prefix' not in message
     assert 'val_dataloader.dataset.data_root' in message
     assert 'test_dataloader' not in message  # training does not test
     assert 'tools/make_tiny_datasets.py' in message
@@ -123,6 +124,17 @@ def test_missing_annotation_file_names_key_and_path(tmp_path):
     assert ("train_dataloader.dataset.dataset.ann_file: "
             f"'{expected}' does not exist (data_root='{root}')") in message
     assert 'data_prefix' not in message  # train2017/ exists
+
+
+def test_missing_data_prefix_folder(cityscapes_root):
+    cfg = _seg_config(cityscapes_root)
+    (cityscapes_root / 'gtFine' / 'val').rmdir()
+    with pytest.raises(FileNotFoundError) as info:
+        check_config(cfg)
+    message = str(info.value)
+    assert ("val_dataloader.dataset.data_prefix.seg_map_path: "
+            f"'{cityscapes_root / 'gtFine/val'}' does not exist") in message
+    assert 'train_dataloader' not in message.split('To fix')[0]
 
 
 def test_test_phase_checks_only_the_test_dataloader(cityscapes_root):

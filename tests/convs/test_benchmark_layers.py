@@ -1,0 +1,73 @@
+"""Smoke test of ``tools/benchmark.py layers``: it runs and reports fields.
+
+No timing assertions: the figures depend on the machine.
+"""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmconvplug.benchmarks import layers
+
+ROW_FIELDS = {
+    'shape', 'variant', 'params', 'params_plain', 'train_ms',
+    'train_ms_plain', 'train_ratio', 'eval_unfolded_ms', 'eval_folded_ms',
+    'eval_plain_ms', 'eval_unfolded_ratio', 'eval_folded_ratio',
+    'peak_train_mb', 'peak_train_mb_plain', 'peak_train_ratio'
+}
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_benchmark_layers_quick_run_writes_json(tmp_path, restore_threads,
+                                                capsys):
+    out = tmp_path / 'layers.json'
+    assert layers.main(['--quick', '--threads', '1', '--json',
+                        str(out)]) == 0
+    table = capsys.readouterr().out
+    assert 'DOConv' in table and 'RefConv' in table
+    report = json.loads(out.read_text())
+    assert report['meta']['shapes'] == 'quick'
+    assert 'memory timeline' in report['meta']['memory']
+    rows = report['results']
+    measured = {row['variant'] for row in rows if 'error' not in row}
+    assert {'DOConv', 'RefConv'} <= measured
+    assert len(rows) == len(layers.QUICK_SHAPES) * (
+        len(layers.VARIANTS) - len(report['meta']['missing_variants']))
+    for row in rows:
+        if 'error' in row:
+            continue
+        assert ROW_FIELDS <= set(row), row['variant']
+        assert row['train_ratio'] > 0 and row['peak_train_mb'] > 0
+        if row['variant'] in ('DOConv', 'RefConv'):
+            assert row['eval_folded_ratio'] is not None
+            assert row['params_plain'] == row['shape']['in_channels'] * row[
+                'shape']['out_channels'] * 9
+
+
+def test_benchmark_layers_rejects_bad_repeats(capsys):
+    with pytest.raises(SystemExit):
+        layers.main(['--repeats', '0'])
+    assert '--repeats must be >= 1' in capsys.readouterr().err
+
+
+def test_benchmark_tool_dispatches_to_layers(monkeypatch, capsys):
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', root / 'tools' / 'benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(sys, 'argv', ['benchmark.py', 'layers', '--help'])
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main()
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    assert '--shapes' in usage and 'imagenet' in usage
