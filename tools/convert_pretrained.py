@@ -21,6 +21,7 @@ import torch
 import mmconvplug  # noqa: F401  (registers the variants; torch.load globals)
 from mmconvplug.convert import (VARIANT_TYPES, convert_state_dict,
                                 split_checkpoint)
+from mmconvplug.utils import atomic_save, load_checkpoint_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,9 +55,7 @@ def main(argv=None) -> int:
         raise SystemExit(
             f'convert_pretrained: {args.output} exists; refusing to '
             'overwrite it. Pick a new output path or remove the file.')
-    if not os.path.isfile(args.input):
-        raise SystemExit(f'convert_pretrained: no such file {args.input}.')
-    checkpoint = torch.load(args.input, map_location='cpu')
+    checkpoint = load_checkpoint_file(args.input)
     state_dict, holder = split_checkpoint(checkpoint)
     model = build_model(args.config) if args.config else None
     new_state, converted = convert_state_dict(state_dict, args.variant,
@@ -67,8 +66,7 @@ def main(argv=None) -> int:
         out = dict(checkpoint)
         out[holder] = new_state
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, 'xb') as f:
-        torch.save(out, f)
+    atomic_save(out, args.output)  # new file only; never a partial one
     print(f'converted {len(converted)} convs to {args.variant} '
           f'({sum(k in new_state for k in state_dict)} other keys kept) -> '
           f'{args.output}')

@@ -30,6 +30,8 @@ from mmengine.runner import Runner
 
 import mmconvplug  # noqa: F401  (registers the variants and hooks)
 from mmconvplug.fold import FoldCheckpointMismatchError
+from mmconvplug.utils import (CorruptCheckpointError, UntrustedCheckpointError,
+                              check_config)
 
 SCOPES = ('mmdet', 'mmseg')
 
@@ -191,7 +193,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-    except ValueError as error:
+        check_config(cfg, phase='test')
+    except (ValueError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     try:
@@ -199,7 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             run_test(_with_hooks(cfg, not args.no_fold, args), args.out)
             return 0
         metrics = _compare(cfg, args)
-    except FoldCheckpointMismatchError as error:
+    except (FoldCheckpointMismatchError, CorruptCheckpointError,
+            UntrustedCheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(_side_by_side(metrics['unfolded'], metrics['folded']))

@@ -7,16 +7,21 @@ outputs of ``model(inputs)``. Nested tuples / lists / dicts of tensors are
 flattened in order and compared one by one.
 
 The relative error of one output is ``max|a - b| / max|a|`` (the error in
-units of the output's own scale, robust to near-zero entries); the reported
-figures are the maxima over all outputs.
+units of the output's own scale, robust to near-zero entries); an output
+whose scale is below :data:`MIN_SCALE` (e.g. an all-zero ReLU map of a
+random model) is measured against ``MIN_SCALE`` instead of dividing by ~0.
+The reported figures are the maxima over all outputs.
 """
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
+
+
+#: Floor of the scale a relative error is measured against.
+MIN_SCALE = 1e-6
 
 
 @dataclass
@@ -158,8 +163,7 @@ def verify_fold(original: nn.Module,
         ref, out = ref.detach().double(), out.detach().double()
         abs_error = (ref - out).abs().max().item() if ref.numel() else 0.0
         scale = ref.abs().max().item() if ref.numel() else 0.0
-        rel_error = abs_error / scale if scale > 0 else (
-            0.0 if abs_error == 0 else math.inf)
+        rel_error = abs_error / max(scale, MIN_SCALE)
         per_output.append((name, abs_error, rel_error))
     return FoldVerification(
         max_abs_error=max((e[1] for e in per_output), default=0.0),
