@@ -26,6 +26,7 @@ from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
 import mmconvplug  # noqa: F401  (registers the variants, hooks, backbones)
+from mmconvplug.utils import check_config
 
 #: Scopes whose libraries must be imported so their registries are filled.
 _SCOPE_MODULES = {'mmdet': 'mmdet', 'mmseg': 'mmseg'}
@@ -128,7 +129,18 @@ def build_config(args: argparse.Namespace) -> Config:
                 'checkpoint in the work directory.')
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('load_from') or cfg.get('resume'):
+        _add_checkpoint_guard(cfg)
     return cfg
+
+
+def _add_checkpoint_guard(cfg: Config) -> None:
+    """Refuse a folded checkpoint loaded into a variant model (and the
+    reverse), which mmengine's non-strict loading would accept silently."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') == 'CheckpointGuardHook' for h in hooks):
+        hooks.append(dict(type='CheckpointGuardHook'))
+    cfg.custom_hooks = hooks
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -152,7 +164,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-    except ValueError as err:
+        check_config(cfg, phase='train')
+    except (ValueError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     runner = build_runner(cfg)
