@@ -100,6 +100,7 @@ def test_config_builds_trains_predicts_and_folds(config):
         cfg.model.data_preprocessor.size = (SEG_SIZE, SEG_SIZE)
     init_default_scope(cfg.default_scope)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model.init_weights()  # as the Runner does (SSD's L2Norm needs it)
 
     if is_seg:
         size = SEG_SIZE

@@ -78,16 +78,33 @@ def tiny_cfg(which: str, data_root: str, work_dir: str,
     return cfg
 
 
+def _without_pretrained(node):
+    """``node`` with every ``init_cfg`` that loads weights set to None."""
+    if isinstance(node, dict):
+        return {
+            key: (None if key == 'init_cfg' and 'Pretrained' in str(value)
+                  else _without_pretrained(value))
+            for key, value in node.items()
+        }
+    if isinstance(node, (list, tuple)):
+        return type(node)(_without_pretrained(v) for v in node)
+    return node
+
+
 def save_random_checkpoint(cfg: Config, path: str) -> str:
     """An mmengine-style checkpoint of the freshly built (seeded) model.
 
-    The constructors' random init, slightly perturbed (``init_weights``
-    would fetch the stock configs' pretrained weights: a download).
+    Initialised as the Runner does (``init_weights``), minus the stock
+    configs' Pretrained init (a download), then slightly perturbed. Skipping
+    ``init_weights`` is not an option: mmdet's SSD ``L2Norm`` allocates its
+    weight uninitialised and only sets it there.
     """
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.default_scope)
     torch.manual_seed(0)
-    model = MODELS.build(copy.deepcopy(cfg.model))  # builders edit it
+    model_cfg = _without_pretrained(cfg.model.to_dict())
+    model = MODELS.build(model_cfg)
+    model.init_weights()
     # DOConv starts as an exact identity re-parameterisation (D = I); move
     # every weight a little, as training would, so folds are non-trivial.
     with torch.no_grad():
