@@ -12,7 +12,7 @@ import time
 from typing import List, Optional
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS
 
 from mmconvplug.datasets import make_tiny_cityscapes, make_tiny_voc
@@ -78,12 +78,18 @@ def tiny_cfg(which: str, data_root: str, work_dir: str,
     return cfg
 
 
+def _loads_weights(key: str, value) -> bool:
+    return (key == 'pretrained' and value is not None) or (
+        key == 'init_cfg' and 'Pretrained' in str(value))
+
+
 def _without_pretrained(node):
-    """``node`` with every ``init_cfg`` that loads weights set to None."""
+    """``node`` with every ``init_cfg`` / mmseg ``pretrained`` that loads
+    weights set to None."""
     if isinstance(node, dict):
         return {
-            key: (None if key == 'init_cfg' and 'Pretrained' in str(value)
-                  else _without_pretrained(value))
+            key: (None if _loads_weights(key, value) else
+                  _without_pretrained(value))
             for key, value in node.items()
         }
     if isinstance(node, (list, tuple)):
@@ -102,7 +108,7 @@ def save_random_checkpoint(cfg: Config, path: str) -> str:
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.default_scope)
     torch.manual_seed(0)
-    model_cfg = _without_pretrained(cfg.model.to_dict())
+    model_cfg = ConfigDict(_without_pretrained(cfg.model.to_dict()))
     model = MODELS.build(model_cfg)
     model.init_weights()
     # DOConv starts as an exact identity re-parameterisation (D = I); move

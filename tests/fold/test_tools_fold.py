@@ -73,8 +73,10 @@ def fold_into_stock(tmp_path, stock_path, scope, train_model_cfg, shape):
 
 
 @pytest.mark.slow
-def test_folded_ssd300_loads_into_stock_voc_ssd300(tmp_path, capsys):
-    conv_cfg = variant_conv_cfg()
+@pytest.mark.parametrize('variant', ['DOConv', 'RefConv'])
+def test_folded_ssd300_loads_into_stock_voc_ssd300(tmp_path, capsys,
+                                                   variant):
+    conv_cfg = dict(type=variant)
 
     def with_variant(model):
         model['backbone'] = dict(model['backbone'], type='SSDVGGConvCfg',
@@ -95,8 +97,10 @@ def test_folded_ssd300_loads_into_stock_voc_ssd300(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_folded_deeplabv3plus_loads_into_stock_cityscapes_model(tmp_path):
-    conv_cfg = variant_conv_cfg()
+@pytest.mark.parametrize('variant', ['DOConv', 'RefConv'])
+def test_folded_deeplabv3plus_loads_into_stock_cityscapes_model(
+        tmp_path, variant):
+    conv_cfg = dict(type=variant)
 
     def with_variant(model):
         model['backbone']['conv_cfg'] = conv_cfg
@@ -104,10 +108,13 @@ def test_folded_deeplabv3plus_loads_into_stock_cityscapes_model(tmp_path):
         model['auxiliary_head']['conv_cfg'] = conv_cfg
         return model
 
-    fold_into_stock(
+    _, _, out = fold_into_stock(
         tmp_path, 'deeplabv3plus/'
         'deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024.py', 'mmseg',
         with_variant, (128, 128))
+    deploy = Config.fromfile(out[:-4] + '.py')
+    assert deploy.model.backbone.get('conv_cfg') is None
+    assert deploy.model.decode_head.get('conv_cfg') is None
 
 
 @pytest.mark.slow
