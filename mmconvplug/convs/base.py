@@ -117,6 +117,51 @@ class FoldableConvMixin(ConvAttributesMixin, metaclass=ABCMeta):
         return conv
 
 
+def plain_conv_geometry(conv: nn.Module,
+                        caller: str,
+                        zero_padding_only: bool = True) -> dict:
+    """Check ``conv`` is a plain ``nn.Conv2d`` a variant can be built from.
+
+    Used by the variants' ``from_conv``; returns the conv's geometry as the
+    keyword arguments every variant's constructor takes.
+    """
+    if not isinstance(conv, nn.Conv2d):
+        raise ValueError(f'{caller}: conv must be an nn.Conv2d, got '
+                         f'{type(conv).__name__}.')
+    if isinstance(conv.padding, str) or (zero_padding_only and
+                                         conv.padding_mode != 'zeros'):
+        kind = 'zero padding' if zero_padding_only else 'padding'
+        raise ValueError(
+            f'{caller}: only {kind} given as numbers is supported, got '
+            f'padding={conv.padding!r}, padding_mode={conv.padding_mode!r}; '
+            'rebuild the conv with an explicit int padding.')
+    return dict(
+        in_channels=conv.in_channels,
+        out_channels=conv.out_channels,
+        kernel_size=conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None)
+
+
+@torch.no_grad()
+def adopt_plain_conv(layer: nn.Module, conv: nn.Conv2d) -> nn.Module:
+    """Give ``layer`` ``conv``'s weight and bias, device, dtype and mode.
+
+    ``layer`` is marked initialised, so mmengine's ``init_weights`` leaves
+    the adopted weights alone.
+    """
+    layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
+    layer.weight.copy_(conv.weight)
+    if conv.bias is not None:
+        layer.bias.copy_(conv.bias)
+    layer.is_init = True
+    layer.train(conv.training)
+    return layer
+
+
 def is_foldable(module: nn.Module) -> bool:
     """True for a module the fold engine can replace by a plain conv."""
     return bool(getattr(module, 'foldable', False)) and callable(

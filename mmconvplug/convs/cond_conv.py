@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import MODELS
-from .base import IntOrPair, NonFoldableConvMixin
+from .base import IntOrPair, NonFoldableConvMixin, plain_conv_geometry
 
 #: Strategy names accepted by ``CondConv(strategy=...)``.
 COND_CONV_STRATEGIES = ('auto', 'per_example', 'mix_outputs', 'grouped')
@@ -153,27 +153,14 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         the symmetry between experts, which identical experts could never
         break by gradient descent; ``expert_jitter=0`` gives identical ones.
         """
-        if not isinstance(conv, nn.Conv2d):
-            raise ValueError(
-                f'CondConv.from_conv: conv must be an nn.Conv2d, got '
-                f'{type(conv).__name__}.')
-        if isinstance(conv.padding, str):
-            raise ValueError(
-                f'CondConv.from_conv: string padding {conv.padding!r} is not '
-                'supported; rebuild the conv with an explicit int padding.')
+        geometry = plain_conv_geometry(
+            conv, 'CondConv.from_conv', zero_padding_only=False)
         if expert_jitter < 0:
             raise ValueError(
                 f'CondConv.from_conv: expert_jitter must be >= 0, got '
                 f'{expert_jitter!r}.')
         layer = cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            groups=conv.groups,
-            bias=conv.bias is not None,
+            **geometry,
             num_experts=num_experts,
             strategy=strategy,
             padding_mode=conv.padding_mode).to(

@@ -41,7 +41,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from mmconvplug.registry import MODELS
-from .base import FoldableConvMixin, IntOrPair
+from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
+                   plain_conv_geometry)
 from .kernel_cache import KernelCacheMixin
 
 
@@ -254,27 +255,8 @@ class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         only contributes once ``D_delta`` moves away from zero. The result is
         marked initialised, so mmengine's ``init_weights`` leaves it alone.
         """
-        if not isinstance(conv, nn.Conv2d):
-            raise ValueError(
-                f'DOConv.from_conv: conv must be an nn.Conv2d, got '
-                f'{type(conv).__name__}.')
-        if conv.padding_mode != 'zeros' or isinstance(conv.padding, str):
-            raise ValueError(
-                f'DOConv.from_conv: only zero padding given as numbers is '
-                f'supported, got padding={conv.padding!r}, padding_mode='
-                f'{conv.padding_mode!r}.')
-        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
-                    stride=conv.stride, padding=conv.padding,
-                    dilation=conv.dilation, groups=conv.groups,
-                    bias=conv.bias is not None, D_mul=D_mul)
-        layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            layer.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                layer.bias.copy_(conv.bias)
-        layer.is_init = True
-        layer.train(conv.training)
-        return layer
+        geometry = plain_conv_geometry(conv, 'DOConv.from_conv')
+        return adopt_plain_conv(cls(**geometry, D_mul=D_mul), conv)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

@@ -42,7 +42,8 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from mmconvplug.registry import MODELS
-from .base import FoldableConvMixin, IntOrPair
+from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
+                   plain_conv_geometry)
 from .kernel_cache import KernelCacheMixin
 
 #: The paper's refocusing map size.
@@ -208,28 +209,9 @@ class RefConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         bias is copied and stays trainable. The result is marked
         initialised, so mmengine's ``init_weights`` leaves it alone.
         """
-        if not isinstance(conv, nn.Conv2d):
-            raise ValueError(
-                f'RefConv.from_conv: conv must be an nn.Conv2d, got '
-                f'{type(conv).__name__}.')
-        if conv.padding_mode != 'zeros' or isinstance(conv.padding, str):
-            raise ValueError(
-                f'RefConv.from_conv: only zero padding given as numbers is '
-                f'supported, got padding={conv.padding!r}, padding_mode='
-                f'{conv.padding_mode!r}.')
-        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
-                    stride=conv.stride, padding=conv.padding,
-                    dilation=conv.dilation, groups=conv.groups,
-                    bias=conv.bias is not None, map_size=map_size,
-                    map_groups=map_groups, zero_init_refocus=True)
-        layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            layer.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                layer.bias.copy_(conv.bias)
-        layer.is_init = True
-        layer.train(conv.training)
-        return layer
+        geometry = plain_conv_geometry(conv, 'RefConv.from_conv')
+        return adopt_plain_conv(cls(**geometry, map_size=map_size,
+                    map_groups=map_groups, zero_init_refocus=True), conv)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

@@ -5,7 +5,6 @@ ResNetV1c-18 on tiny Cityscapes, SSD on a narrow ResNet-18 on tiny VOC),
 read by the stock mmseg / mmdet datasets and evaluated by the real
 IoUMetric / VOCMetric, shrunk further here (few iterations, few images).
 """
-import copy
 import importlib.util
 import os.path as osp
 import time
