@@ -33,10 +33,9 @@ unfolded DOConv evaluates at the cost of a plain conv, and :meth:`fold`
 returns that plain conv.
 """
 import math
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
@@ -232,17 +231,6 @@ class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         kernel = compose_do_kernel(weight, self.D_delta + identity,
                                    self.groups)
         return kernel.reshape(self.weight.shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.composed_kernel(), self.bias, self.stride,
-                        self.padding, self.dilation, self.groups)
-
-    def folded_weight_and_bias(
-            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        with torch.no_grad():
-            weight = self._compose_kernel().detach().clone()
-            bias = None if self.bias is None else self.bias.detach().clone()
-        return weight, bias
 
     @classmethod
     def from_conv(cls,

@@ -20,6 +20,7 @@ from abc import abstractmethod
 from typing import Iterable, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 CacheKey = Tuple[Tuple[int, int, torch.dtype, torch.device], ...]
 
@@ -27,8 +28,10 @@ CacheKey = Tuple[Tuple[int, int, torch.dtype, torch.device], ...]
 class KernelCacheMixin:
     """Adds :meth:`composed_kernel`, which caches outside training.
 
-    A subclass (also an ``nn.Module``) implements :meth:`_compose_kernel`
-    and :meth:`_kernel_sources`.
+    A subclass (also an ``nn.Module`` with the conv attributes and ``bias``)
+    implements :meth:`_compose_kernel` and :meth:`_kernel_sources`; it then
+    gets :meth:`forward` (a plain conv with the composed kernel) and
+    :meth:`folded_weight_and_bias` (that kernel, for ``fold()``).
     """
 
     _kernel_cache: Optional[torch.Tensor] = None
@@ -41,6 +44,17 @@ class KernelCacheMixin:
     @abstractmethod
     def _kernel_sources(self) -> Iterable[torch.Tensor]:
         """Every parameter and buffer the kernel is composed from."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.composed_kernel(), self.bias, self.stride,
+                        self.padding, self.dilation, self.groups)
+
+    def folded_weight_and_bias(
+            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        with torch.no_grad():
+            weight = self._compose_kernel().detach().clone()
+            bias = None if self.bias is None else self.bias.detach().clone()
+        return weight, bias
 
     def composed_kernel(self) -> torch.Tensor:
         """The conv kernel; reused between calls when no graph is needed.

@@ -187,17 +187,6 @@ class RefConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         return refocus_kernel(self.weight, self.refocus_weight,
                               self.map_groups)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.composed_kernel(), self.bias, self.stride,
-                        self.padding, self.dilation, self.groups)
-
-    def folded_weight_and_bias(
-            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        with torch.no_grad():
-            weight = self._compose_kernel().detach().clone()
-            bias = None if self.bias is None else self.bias.detach().clone()
-        return weight, bias
-
     @classmethod
     def from_conv(cls,
                   conv: nn.Conv2d,
