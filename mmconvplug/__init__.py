@@ -10,7 +10,6 @@ from . import compat  # noqa: F401  (first: fixes upstream before use)
 from . import convs  # noqa: F401
 from . import backbones  # noqa: F401
 from . import engine  # noqa: F401
-from . import datasets  # noqa: F401
 from . import keypoint  # noqa: F401
 from . import utils  # noqa: F401  (safe checkpoint loading, CPU DDP)
 from .fold import fold_model, verify_fold

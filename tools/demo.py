@@ -51,9 +51,9 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)  # run from anywhere: the package is editable
 
 import mmconvplug  # noqa: E402,F401  (registers the variants)
-from mmconvplug.datasets import (make_tiny_cityscapes,  # noqa: E402
-                                 make_tiny_coco_keypoints, make_tiny_voc)
-from mmconvplug.datasets.config_paths import set_data_root  # noqa: E402
+from mmconvplug.datagen import (make_tiny_cityscapes,  # noqa: E402
+                                make_tiny_coco_keypoints, make_tiny_voc)
+from mmconvplug.datagen.config_paths import set_data_root  # noqa: E402
 
 #: conv_cfg per variant name (``None``: the stock ``nn.Conv2d``).
 VARIANTS: Dict[str, Optional[dict]] = {

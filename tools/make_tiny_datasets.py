@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from mmconvplug.datasets import (make_tiny_cityscapes, make_tiny_coco,
-                                 make_tiny_coco_keypoints, make_tiny_voc)
+from mmconvplug.datagen import (make_tiny_cityscapes, make_tiny_coco,
+                                make_tiny_coco_keypoints, make_tiny_voc)
 
 #: --which name -> (generator, sub-folder of --root, default (width, height)).
 GENERATORS = {

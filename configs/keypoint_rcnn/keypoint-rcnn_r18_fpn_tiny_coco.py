@@ -1,7 +1,7 @@
 # A small Keypoint R-CNN for CPU runs and end-to-end tests: ResNet-18 from
 # scratch, 64-channel FPN, a 2 x conv3x3(64) keypoint head, 128 px images of
 # the tiny COCO keypoint set (python tools/make_tiny_datasets.py, or
-# mmconvplug.datasets.make_tiny_coco_keypoints), AdamW with warm-up + cosine.
+# mmconvplug.datagen.make_tiny_coco_keypoints), AdamW with warm-up + cosine.
 _base_ = './keypoint-rcnn_r50_fpn_1x_coco.py'
 
 data_root = 'data/tiny/coco/'

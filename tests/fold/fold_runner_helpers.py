@@ -14,8 +14,8 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS
 
-from mmconvplug.datasets import make_tiny_cityscapes, make_tiny_voc
-from mmconvplug.datasets.config_paths import set_data_root
+from mmconvplug.datagen import make_tiny_cityscapes, make_tiny_voc
+from mmconvplug.datagen.config_paths import set_data_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

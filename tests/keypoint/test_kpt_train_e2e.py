@@ -13,7 +13,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmconvplug.datasets import make_tiny_coco_keypoints
+from mmconvplug.datagen import make_tiny_coco_keypoints
 
 REPO = osp.join(osp.dirname(__file__), '..', '..')
 CONFIG = osp.join(REPO, 'configs', 'keypoint_rcnn',

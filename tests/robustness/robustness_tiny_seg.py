@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from mmconvplug.datasets import make_tiny_cityscapes
+from mmconvplug.datagen import make_tiny_cityscapes
 from mmconvplug.utils import load_checkpoint_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

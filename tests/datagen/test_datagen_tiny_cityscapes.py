@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 
-from mmconvplug.datasets import CITYSCAPES_CLASSES, make_tiny_cityscapes
-from mmconvplug.datasets.tiny_cityscapes import TRAIN_ID_TO_LABEL_ID
+from mmconvplug.datagen import CITYSCAPES_CLASSES, make_tiny_cityscapes
+from mmconvplug.datagen.tiny_cityscapes import TRAIN_ID_TO_LABEL_ID
 
 
 @pytest.fixture(scope='module')

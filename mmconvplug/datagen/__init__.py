@@ -1,4 +1,8 @@
-"""Tiny datasets in the real COCO / VOC / Cityscapes layouts (generators).
+"""Tiny-dataset generators: files in the real COCO / VOC / Cityscapes layouts.
+
+This package writes datasets to disk; it defines no ``Dataset`` class (the
+stock mmdet / mmseg ones read what it writes) and registers nothing, so
+``import mmconvplug`` does not import it.
 
 ``python tools/make_tiny_datasets.py --root data/tiny`` writes all three; the
 stock mmdet / mmseg dataset classes read them, and the same configs run on

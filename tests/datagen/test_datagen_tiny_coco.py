@@ -9,8 +9,8 @@ from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmconvplug.datasets import (COCO_CLASSES, COCO_KEYPOINT_NAMES,
-                                 make_tiny_coco, make_tiny_coco_keypoints)
+from mmconvplug.datagen import (COCO_CLASSES, COCO_KEYPOINT_NAMES,
+                                make_tiny_coco, make_tiny_coco_keypoints)
 
 SIZE = (96, 96)
 

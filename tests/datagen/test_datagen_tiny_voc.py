@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from mmengine.registry import init_default_scope
 
-from mmconvplug.datasets import VOC_CLASSES, VOC_SHAPE_CLASSES, make_tiny_voc
+from mmconvplug.datagen import VOC_CLASSES, VOC_SHAPE_CLASSES, make_tiny_voc
 
 SIZE = (96, 80)
 

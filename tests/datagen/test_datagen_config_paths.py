@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmconvplug.datasets.config_paths import set_data_root
+from mmconvplug.datagen.config_paths import set_data_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
