@@ -11,7 +11,7 @@ from . import convs  # noqa: F401
 from . import backbones  # noqa: F401
 from . import engine  # noqa: F401
 from . import keypoint  # noqa: F401
-from . import utils  # noqa: F401  (safe checkpoint loading, CPU DDP)
+from . import utils  # noqa: F401  (checkpoint IO, config checks)
 from .fold import fold_model, verify_fold
 
 __all__ = ['__version__', 'fold_model', 'verify_fold']

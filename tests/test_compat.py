@@ -4,6 +4,8 @@
   through the real Runner (``resume=True`` and ``load_from``), while a file
   carrying any other global is still refused.
 * The stock mmdet SSD300 model predicts (mmdet 3.3.0 ``SSDHead`` bug).
+* Every fix module declares its upstream range and issue, and a fix is a
+  no-op outside its range.
 """
 import copy
 import os
@@ -18,8 +20,11 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from mmconvplug.compat import register_checkpoint_safe_globals
+from mmconvplug.compat import (UpstreamFix, fix_modules,
+                               register_checkpoint_safe_globals,
+                               upstream_fixes)
 from mmconvplug.compat.safe_checkpoint_globals import history_buffer_getattr
+from mmconvplug.compat.upstream import installed_version, version_in_range
 
 
 class _Regression(BaseModel):
@@ -179,3 +184,50 @@ def test_ssd_head_predict_fails_without_the_fix(stock_ssd300_voc):
     data = _ssd_batch(model, batch_size=1)
     with torch.no_grad(), pytest.raises(AttributeError, match='loss_cls'):
         model(**data, mode='predict')
+
+
+def test_every_fix_module_declares_range_and_issue():
+    fixes = upstream_fixes()
+    names = [m.__name__.rsplit('.', 1)[1] for m in fix_modules()]
+    assert {'safe_checkpoint_globals', 'ssd_head_predict', 'cpu_distributed',
+            'local_checkpoint_loader'} <= set(fixes)
+    assert set(fixes) <= set(names)
+    for name, fix in fixes.items():
+        assert fix.name == name
+        assert fix.issue.startswith('https://github.com/')
+        assert fix.summary and callable(fix.apply)
+        for dist, spec in fix.conditions().items():
+            assert installed_version(dist) is not None, (name, dist)
+        # The pinned stack here is the one every fix was written for.
+        assert fix.needed(), (name, fix.conditions())
+
+
+@pytest.mark.parametrize('version,spec,expected', [
+    ('3.3.0', '>=3.0.0,<=3.3.0', True),
+    ('3.4.0', '>=3.0.0,<=3.3.0', False),
+    ('2.5.1+cpu', '>=2.4', True),
+    ('2.3.0', '>=2.4', False),
+    (None, '>=0', False),
+])
+def test_version_in_range(version, spec, expected):
+    assert version_in_range(version, spec) is expected
+
+
+def test_fix_is_a_no_op_outside_its_range():
+    calls = []
+    torch_version = installed_version('torch')
+    outside = UpstreamFix('probe', 'torch', f'>{torch_version.split("+")[0]}',
+                          'https://github.com/x/y/issues/1', 'probe',
+                          lambda: calls.append(1))
+    assert not outside.needed() and outside.install() is False
+    assert calls == []
+    inside = UpstreamFix('probe', 'torch', '>=1.0',
+                         'https://github.com/x/y/issues/1', 'probe',
+                         lambda: calls.append(1),
+                         requires={'not-a-distribution-xyz': '>=0'})
+    assert inside.install() is False and calls == []  # missing requirement
+    inside = UpstreamFix('probe', 'torch', '>=1.0',
+                         'https://github.com/x/y/issues/1', 'probe',
+                         lambda: calls.append(1))
+    assert inside.install() is True and calls == [1]
+

@@ -7,6 +7,7 @@ import mmdet
 import torch
 
 from mmconvplug.__main__ import registered_by_mmconvplug
+from mmconvplug.compat import fix_modules
 
 
 def test_info_reports_versions_ops_and_registered_types():
@@ -21,6 +22,11 @@ def test_info_reports_versions_ops_and_registered_types():
     for conv_type in ('DOConv', 'RefConv', 'CondConv', 'SCConv', 'DWSConv'):
         assert conv_type in lines['MODELS'].split(', ')
     assert 'FoldHook' in lines['HOOKS'].split(', ')
+    compat = [line[12:] for line in out.splitlines()
+              if line.startswith('compat ')]
+    for module in fix_modules():
+        name = module.__name__.rsplit('.', 1)[1]
+        assert any(line.startswith(name) for line in compat), (name, compat)
 
 
 def test_registered_names_do_not_shadow_upstream():

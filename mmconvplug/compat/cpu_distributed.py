@@ -15,6 +15,12 @@ debugging a multi-GPU config on a laptop). Two spots in mmengine assume a GPU:
 The fix skips ``set_device`` when no CUDA device exists, and drops
 ``device_ids`` when the wrapped module lives on the CPU (torch's rule for CPU
 modules). With a GPU neither patch changes anything.
+
+Applies to mmengine 0.7.0 - 0.10.7 (``device_ids=[LOCAL_RANK]`` since
+https://github.com/open-mmlab/mmengine/pull/973; 0.10.7 is the newest
+release, still affected). No upstream issue tracks CPU-only launches; the
+code is ``_init_dist_pytorch`` in ``mmengine/dist/utils.py`` and
+``Runner.wrap_model`` in ``mmengine/runner/runner.py``.
 """
 import functools
 
@@ -22,6 +28,8 @@ import torch
 from mmengine.dist import utils as dist_utils
 from mmengine.model.wrappers import MMDistributedDataParallel
 from torch import distributed as torch_dist
+
+from .upstream import UpstreamFix
 
 
 def _module_is_on_cpu(module: torch.nn.Module) -> bool:
@@ -74,3 +82,13 @@ def enable_cpu_distributed() -> None:
     """Install both fixes (idempotent)."""
     _patch_init_dist_pytorch()
     _patch_ddp_device_ids()
+
+
+FIX = UpstreamFix(
+    name='cpu_distributed',
+    package='mmengine',
+    versions='>=0.7.0,<=0.10.7',
+    issue='https://github.com/open-mmlab/mmengine/pull/973',
+    summary='--launcher pytorch on a CPU-only machine fails in '
+    'torch.cuda.set_device and in DDP(device_ids=[LOCAL_RANK])',
+    apply=enable_cpu_distributed)

@@ -15,6 +15,12 @@ checkpoints contain, and nothing that can run code:
   unpickler's stack (e.g. a function's ``__globals__``, which it could then
   overwrite). We register, under that name, a getattr that resolves only
   ``HistoryBuffer``'s registered statistics methods and refuses all else.
+
+Applies to mmengine 0.10.x up to 0.10.7 (the newest release, still
+affected) with torch >= 2.4 (``add_safe_globals``). Upstream:
+https://github.com/open-mmlab/mmengine/issues/1655 (and the test-suite fix
+https://github.com/open-mmlab/mmengine/pull/1650, which turns
+``weights_only`` off instead).
 """
 import builtins
 import collections
@@ -24,6 +30,8 @@ from typing import Any, Callable, List, Tuple, Union
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+
+from .upstream import UpstreamFix
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
 
@@ -80,3 +88,14 @@ def register_checkpoint_safe_globals() -> None:
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is not None:
         add_safe_globals(checkpoint_safe_globals())
+
+
+FIX = UpstreamFix(
+    name='safe_checkpoint_globals',
+    package='mmengine',
+    versions='>=0.10.0,<=0.10.7',
+    requires={'torch': '>=2.4'},
+    issue='https://github.com/open-mmlab/mmengine/issues/1655',
+    summary='resume / load_from of mmengine checkpoints fail under '
+    "torch.load's weights_only=True (Unsupported global HistoryBuffer)",
+    apply=register_checkpoint_safe_globals)

@@ -11,10 +11,16 @@ build one. ``getattr(None, 'custom_cls_channels', False)`` is ``False``, so
 scores take the head's own softmax path, exactly as SSD intends. A subclass
 that builds a real ``loss_cls`` later in its ``__init__`` replaces the
 ``None`` as usual (``nn.Module.__setattr__`` drops the plain attribute).
+
+Applies to mmdet 3.0.0 - 3.3.0 (3.3.0 is the newest release, still
+affected). Upstream: https://github.com/open-mmlab/mmdetection/issues/11780
+(proposed fix https://github.com/open-mmlab/mmdetection/pull/11524).
 """
 import functools
 
 from mmdet.models.dense_heads import SSDHead
+
+from .upstream import UpstreamFix
 
 
 def patch_ssd_head_predict() -> None:
@@ -31,3 +37,12 @@ def patch_ssd_head_predict() -> None:
 
     __init__._mmconvplug_patched = True
     SSDHead.__init__ = __init__
+
+
+FIX = UpstreamFix(
+    name='ssd_head_predict',
+    package='mmdet',
+    versions='>=3.0.0,<=3.3.0',
+    issue='https://github.com/open-mmlab/mmdetection/issues/11780',
+    summary="SSDHead.predict raises AttributeError: no attribute 'loss_cls'",
+    apply=patch_ssd_head_predict)

@@ -20,7 +20,7 @@ from robustness_tiny_seg import SYNC_BN, make_data, write_config
 from torch import distributed as torch_dist
 from torch import nn
 
-from mmconvplug.utils import enable_cpu_distributed
+from mmconvplug.compat import enable_cpu_distributed
 
 
 def _free_port() -> int:
