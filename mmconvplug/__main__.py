@@ -37,6 +37,20 @@ def registered_by_mmconvplug() -> Dict[str, List[str]]:
     return found
 
 
+def conv_variant_summary() -> str:
+    """Every registered conv variant (the contract's query), with whether
+    it folds and whether it builds from a plain conv."""
+    import mmconvplug  # noqa: F401  (registers everything)
+    from mmconvplug.convs.base import conv_variants
+    parts = []
+    for name, cls in conv_variants().items():
+        traits = ['foldable' if cls.foldable else 'not foldable']
+        if not getattr(cls, 'from_conv_unsupported_reason', ''):
+            traits.append('from_conv')
+        parts.append(f'{name} ({", ".join(traits)})')
+    return ', '.join(parts)
+
+
 def info_lines(short: bool = False) -> List[str]:
     import torch
     versions = {
@@ -59,6 +73,7 @@ def info_lines(short: bool = False) -> List[str]:
     lines.append(f'{"platform":<11} {platform.platform()}')
     for reg_name, names in registered_by_mmconvplug().items():
         lines.append(f'{reg_name:<11} {", ".join(names)}')
+    lines.append(f'{"conv variants":<11} {conv_variant_summary()}')
     from mmconvplug.compat import describe_fixes
     lines.extend(f'{"compat":<11} {line}' for line in describe_fixes())
     return lines

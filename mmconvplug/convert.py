@@ -23,36 +23,61 @@ Two ways to say which convs become variants:
   default hyper-parameters (``variant_kwargs`` overrides them).
 """
 import inspect
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
-from .registry import MODELS
+from .convs.base import conv_variants
 
-#: ``--variant`` name -> registered conv type.
-VARIANT_TYPES = {
-    'doconv': 'DOConv',
-    'refconv': 'RefConv',
-    'condconv': 'CondConv',
-}
+
+class _ConvertibleVariants(Mapping):
+    """``--variant`` name (lower case) -> registered conv type name.
+
+    Every registered conv variant that can be built exactly from a plain
+    conv (no ``from_conv_unsupported_reason``), looked up on each use, so a
+    variant registered later (a user's own) is included.
+    """
+
+    def _current(self) -> Dict[str, str]:
+        return {
+            name.lower(): name
+            for name, cls in conv_variants().items()
+            if not getattr(cls, 'from_conv_unsupported_reason', '')
+        }
+
+    def __getitem__(self, key: str) -> str:
+        return self._current()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+#: ``--variant`` name -> registered conv type, from the contract's query.
+VARIANT_TYPES: Mapping[str, str] = _ConvertibleVariants()
 
 StateDict = Dict[str, torch.Tensor]
 
 
 def variant_class(variant: str) -> type:
-    """The conv class of ``variant`` (one of :data:`VARIANT_TYPES`)."""
-    if variant not in VARIANT_TYPES:
+    """The conv class of ``variant``: a key of :data:`VARIANT_TYPES` or a
+    registered type name (``'doconv'`` or ``'DOConv'``).
+
+    Raises:
+        ValueError: no registered conv variant of that name can be built
+            from a plain conv.
+    """
+    types = dict(VARIANT_TYPES)
+    name = types.get(variant, variant)
+    if name not in types.values():
         raise ValueError(
-            f'variant={variant!r} is not supported; choose one of '
-            f'{sorted(VARIANT_TYPES)}.')
-    cls = MODELS.get(VARIANT_TYPES[variant])
-    if cls is None or not callable(getattr(cls, 'from_conv', None)):
-        raise ValueError(
-            f'variant={variant!r}: the conv type {VARIANT_TYPES[variant]} is '
-            'not registered with a from_conv() classmethod; import '
-            'mmconvplug (and check the installed version has it).')
-    return cls
+            f'variant={variant!r} is not a registered conv variant that can '
+            f'be built from a plain conv; choose one of {sorted(types)} '
+            '(import the package that registers it first).')
+    return conv_variants()[name]
 
 
 def _plain_conv(weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -78,22 +103,24 @@ def _plain_conv(weight: torch.Tensor, bias: Optional[torch.Tensor],
 def _from_conv_kwargs(cls: type, like: Optional[nn.Module],
                       overrides: Optional[dict]) -> dict:
     """``from_conv`` keyword arguments: the model layer's own
-    hyper-parameters (attributes named like the arguments), then
-    ``overrides``."""
-    kwargs = {}
-    signature = inspect.signature(cls.from_conv)
-    for name, param in list(signature.parameters.items())[1:]:
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        if like is not None and hasattr(like, name):
-            kwargs[name] = getattr(like, name)
+    hyper-parameters (its ``from_conv_kwargs()``, the contract's way to
+    say them), then ``overrides``.
+
+    Raises:
+        ValueError: a name that ``cls.from_conv`` does not take.
+    """
+    kwargs = dict(like.from_conv_kwargs()) if like is not None else {}
     kwargs.update(overrides or {})
-    unknown = set(overrides or {}) - set(signature.parameters)
+    signature = inspect.signature(cls.from_conv)
+    takes = list(signature.parameters)[1:]
+    unknown = set(kwargs) - set(takes)
     if unknown and not any(p.kind == p.VAR_KEYWORD
                            for p in signature.parameters.values()):
+        source = ('overrides' if like is None or unknown & set(overrides or {})
+                  else f'{type(like).__name__}.from_conv_kwargs()')
         raise ValueError(
-            f'{cls.__name__}.from_conv does not take {sorted(unknown)}; '
-            f'it takes {list(signature.parameters)[1:]}.')
+            f'{cls.__name__}.from_conv does not take {sorted(unknown)} '
+            f'(from {source}); it takes {takes}.')
     return kwargs
 
 
@@ -109,12 +136,13 @@ def _convert_one(state_dict: StateDict, key_prefix: str, cls: type,
     if like is not None:
         expected = {k: v.shape for k, v in like.state_dict().items()}
         got = {k: v.shape for k, v in variant.state_dict().items()}
-        if expected != got:
+        if expected != got or like.extra_repr() != variant.extra_repr():
             raise ValueError(
                 f'convert: the checkpoint conv {key_prefix!r} (kernel '
                 f'{tuple(weight.shape)}) does not match the model layer '
-                f'({type(like).__name__}); expected tensors {expected}, '
-                f'converted {got}. Is this checkpoint for this model?')
+                f'({type(like).__name__}); expected {like.extra_repr()} with '
+                f'tensors {expected}, converted {variant.extra_repr()} with '
+                f'{got}. Is this checkpoint for this model?')
     converted = {}
     for name, tensor in variant.state_dict().items():
         converted[f'{key_prefix}.{name}'] = tensor.to(weight.dtype) \

@@ -181,6 +181,9 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         layer.train(conv.training)
         return layer
 
+    def from_conv_kwargs(self) -> dict:
+        return dict(num_experts=self.num_experts, strategy=self.strategy)
+
     # --------------------------------------------------------------- forward
     def routing_weights(self, x: torch.Tensor) -> torch.Tensor:
         """``r(x) = sigmoid(GAP(x) R + c)``, shape ``(B, num_experts)``.

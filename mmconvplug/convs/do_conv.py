@@ -28,21 +28,22 @@ deviation from the identity. 1x1 kernels have nothing to over-parameterise
 Speed: the composition is one batched matrix product over input channels,
 ``(C_in, k*k, D_mul) @ (C_in, D_mul, C_out/groups)``, with a hand-written
 backward of one more per gradient; outside training the composed kernel is
-cached (:class:`~mmconvplug.convs.kernel_cache.KernelCacheMixin`) so an
+cached (:class:`~mmconvplug.convs.kernel_cache.KernelCache`) so an
 unfolded DOConv evaluates at the cost of a plain conv, and :meth:`fold`
 returns that plain conv.
 """
 import math
-from typing import Iterable, Optional
+from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from mmconvplug.registry import MODELS
 from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
                    plain_conv_geometry)
-from .kernel_cache import KernelCacheMixin
+from .kernel_cache import KernelCache
 
 
 class _ComposeOverParameterisedKernel(torch.autograd.Function):
@@ -126,7 +127,7 @@ def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
 
 
 @MODELS.register_module()
-class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
+class DOConv(FoldableConvMixin, nn.Module):
     """Depthwise over-parameterised conv; a drop-in for ``nn.Conv2d``.
 
     Args:
@@ -175,6 +176,7 @@ class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         else:
             self.register_parameter('D_delta', None)
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.kernel_cache = KernelCache()
         self.init_weights()
 
     def _check_d_mul(self, d_mul: Optional[int], taps: int) -> int:
@@ -213,11 +215,11 @@ class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         if self.bias is not None:
             self.bias.zero_()
 
-    def _kernel_sources(self) -> Iterable[torch.Tensor]:
-        return (t for t in (self.weight, self.weight_extra, self.D_delta)
-                if t is not None)
+    def kernel_sources(self) -> Tuple[torch.Tensor, ...]:
+        return tuple(t for t in (self.weight, self.weight_extra, self.D_delta)
+                     if t is not None)
 
-    def _compose_kernel(self) -> torch.Tensor:
+    def compose_kernel(self) -> torch.Tensor:
         if not self.over_parameterised:
             return self.weight
         out_channels, channels_per_group, kh, kw = self.weight.shape
@@ -232,6 +234,19 @@ class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
                                    self.groups)
         return kernel.reshape(self.weight.shape)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = self.kernel_cache.get(self.compose_kernel,
+                                       self.kernel_sources(), self.training)
+        return F.conv2d(x, kernel, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
+
+    def folded_weight_and_bias(
+            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        with torch.no_grad():
+            weight = self.compose_kernel().detach().clone()
+            bias = None if self.bias is None else self.bias.detach().clone()
+        return weight, bias
+
     @classmethod
     def from_conv(cls,
                   conv: nn.Conv2d,
@@ -245,6 +260,9 @@ class DOConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         """
         geometry = plain_conv_geometry(conv, 'DOConv.from_conv')
         return adopt_plain_conv(cls(**geometry, D_mul=D_mul), conv)
+
+    def from_conv_kwargs(self) -> dict:
+        return dict(D_mul=self.D_mul)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

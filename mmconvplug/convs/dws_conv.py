@@ -71,6 +71,12 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
         padding_mode: only ``'zeros'``.
     """
 
+    from_conv_unsupported_reason = (
+        'a dense k x k kernel is in general not a depthwise kernel followed '
+        'by a 1x1 conv (each input channel would need one spatial kernel '
+        'shared, up to scale, by all outputs); build DWSConv layers from '
+        'their own init.')
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,

@@ -1,103 +1,81 @@
-"""Cache the composed kernel of a re-parameterised conv outside training.
+"""A cache for the composed kernel of a re-parameterised conv in eval mode.
 
 DO-Conv and RefConv compute their conv kernel from several tensors on every
-forward pass. While training that composition must run each step (autograd
-needs its graph), but in evaluation the inputs do not change between calls,
-so composing once and reusing the kernel makes an unfolded layer cost the
-same as a plain ``nn.Conv2d``.
+forward. While training the composition must run each step (autograd needs
+its graph); in evaluation its inputs do not change between calls, so the
+layer composes once and reuses the kernel, costing what a plain
+``nn.Conv2d`` costs. The layer owns a :class:`KernelCache` submodule and
+calls :meth:`KernelCache.get` from its ``forward``. Being a submodule (with
+no parameters, buffers or state-dict keys), the cache is cleared by the
+layer's ``train()``/``eval()``, ``.to()``/``.half()``/... and
+``load_state_dict`` without the layer overriding them.
 
-The cache is keyed on the identity (storage pointer, dtype, device) and the
-autograd version counter of every tensor the kernel is composed from, so an
-optimizer step, ``load_state_dict`` or ``.to()`` invalidates it. It is also
-cleared on ``train()``/``eval()``, ``load_state_dict`` and ``_apply``.
-In-place writes through ``tensor.data`` bypass PyTorch's version counter; code
-that writes weights that way while the layer stays in eval mode (e.g. a
-hand-written EMA) must call :meth:`KernelCacheMixin.clear_kernel_cache`
-or toggle ``train()``/``eval()``, as mmengine's loops do before each
-validation.
+The cached kernel is keyed on the storage pointer, dtype, device and
+autograd version counter of every source tensor, so an optimizer step,
+``load_state_dict``, ``.to()`` or any in-place update through the tensor
+invalidates it, and the calls above clear it. Writes
+through ``tensor.data`` bypass the version counter: code that writes weights
+that way while the layer stays in eval mode must call
+:meth:`KernelCache.clear` (or toggle ``train()``/``eval()``, as mmengine's
+loops do before each validation). The kernel is composed with autocast off,
+so it is always in the parameters' dtype: an autocast forward never leaves a
+low-precision kernel behind for a later full-precision one.
 """
-from abc import abstractmethod
-from typing import Iterable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
+from torch import nn
+
+from .base import full_precision, is_exporting
 
 CacheKey = Tuple[Tuple[int, int, torch.dtype, torch.device], ...]
 
 
-class KernelCacheMixin:
-    """Adds :meth:`composed_kernel`, which caches outside training.
+class KernelCache(nn.Module):
+    """Holds one composed kernel while its sources stay unchanged."""
 
-    A subclass (also an ``nn.Module`` with the conv attributes and ``bias``)
-    implements :meth:`_compose_kernel` and :meth:`_kernel_sources`; it then
-    gets :meth:`forward` (a plain conv with the composed kernel) and
-    :meth:`folded_weight_and_bias` (that kernel, for ``fold()``).
-    """
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel: Optional[torch.Tensor] = None
+        self.key: Optional[CacheKey] = None
 
-    _kernel_cache: Optional[torch.Tensor] = None
-    _kernel_cache_key: Optional[CacheKey] = None
+    def get(self, compose: Callable[[], torch.Tensor],
+            sources: Sequence[torch.Tensor], training: bool) -> torch.Tensor:
+        """``compose()`` (in full precision), reused when that is safe.
 
-    @abstractmethod
-    def _compose_kernel(self) -> torch.Tensor:
-        """Compose the conv kernel ``(out, in // groups, kh, kw)``."""
-
-    @abstractmethod
-    def _kernel_sources(self) -> Iterable[torch.Tensor]:
-        """Every parameter and buffer the kernel is composed from."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.composed_kernel(), self.bias, self.stride,
-                        self.padding, self.dilation, self.groups)
-
-    def folded_weight_and_bias(
-            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        with torch.no_grad():
-            weight = self._compose_kernel().detach().clone()
-            bias = None if self.bias is None else self.bias.detach().clone()
-        return weight, bias
-
-    def composed_kernel(self) -> torch.Tensor:
-        """The conv kernel; reused between calls when no graph is needed.
-
-        The cache is used only in eval mode and only when autograd would not
-        need the composition's graph (grad disabled, or no source requires
-        grad), so gradients are never silently cut; not under
-        ``torch.inference_mode`` (use ``torch.no_grad``, as mmengine's
-        val/test loops do).
+        Reused only in eval mode when autograd needs no graph (grad off, or
+        no source requires grad), outside ``torch.inference_mode`` and
+        outside tracing/ONNX export (the composition is then recorded).
         """
-        sources = tuple(self._kernel_sources())
         needs_graph = torch.is_grad_enabled() and any(
             t.requires_grad for t in sources)
-        if self.training or needs_graph:
-            self.clear_kernel_cache()
-            return self._compose_kernel()
-        if torch.is_inference_mode_enabled():
-            # An inference tensor cached here would break a later forward
-            # that records autograd; inference mode just composes.
-            return self._compose_kernel()
-        key = tuple(
-            (t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
-        if self._kernel_cache is None or key != self._kernel_cache_key:
-            with torch.no_grad():
-                # detach: a plain kernel may be the weight Parameter itself,
-                # which nn.Module would otherwise register under this name.
-                self._kernel_cache = self._compose_kernel().detach()
-            self._kernel_cache_key = key
-        return self._kernel_cache
+        if (training or needs_graph or torch.is_inference_mode_enabled()
+                or is_exporting()):
+            self.clear()
+            with full_precision():
+                return compose()
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device)
+                    for t in sources)
+        if self.kernel is None or key != self.key:
+            with torch.no_grad(), full_precision():
+                # detach: the kernel may be the weight Parameter itself.
+                self.kernel = compose().detach()
+            self.key = key
+        return self.kernel
 
-    def clear_kernel_cache(self) -> None:
+    def clear(self) -> None:
         """Drop the cached kernel; the next eval forward recomposes it."""
-        self._kernel_cache = None
-        self._kernel_cache_key = None
+        self.kernel = None
+        self.key = None
 
-    def train(self, mode: bool = True):
-        self.clear_kernel_cache()
+    def train(self, mode: bool = True) -> 'KernelCache':
+        self.clear()
         return super().train(mode)
 
     def _apply(self, *args, **kwargs):
-        self.clear_kernel_cache()
+        self.clear()
         return super()._apply(*args, **kwargs)
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self.clear_kernel_cache()
+        self.clear()
         super()._load_from_state_dict(*args, **kwargs)

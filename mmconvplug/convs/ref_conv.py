@@ -31,10 +31,10 @@ a refocusing map over a single tap only rescales it, and the paper refocuses
 spatial kernels. For kernels narrower than 3 in one direction (e.g. (1, 3))
 the default map shrinks to fit; an explicit ``map_size`` larger than the
 kernel, or even, is refused. Outside training the kernel is cached
-(:class:`~mmconvplug.convs.kernel_cache.KernelCacheMixin`); :meth:`fold`
+(:class:`~mmconvplug.convs.kernel_cache.KernelCache`); :meth:`fold`
 returns the plain conv with kernel ``W_t``.
 """
-from typing import Iterable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,7 @@ from torch.nn.modules.utils import _pair
 from mmconvplug.registry import MODELS
 from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
                    plain_conv_geometry)
-from .kernel_cache import KernelCacheMixin
+from .kernel_cache import KernelCache
 
 #: The paper's refocusing map size.
 DEFAULT_MAP_SIZE = 3
@@ -69,7 +69,7 @@ def refocus_kernel(basis: torch.Tensor, refocus_weight: torch.Tensor,
 
 
 @MODELS.register_module()
-class RefConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
+class RefConv(FoldableConvMixin, nn.Module):
     """Refocusing conv over a frozen basis; a drop-in for ``nn.Conv2d``.
 
     Args:
@@ -120,6 +120,7 @@ class RefConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
             self.weight = nn.Parameter(torch.empty(kernel_shape))
             self.register_parameter('refocus_weight', None)
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.kernel_cache = KernelCache()
         self.init_weights()
 
     def _check_map_size(self, map_size: Optional[IntOrPair]) -> Tuple[int,
@@ -176,16 +177,29 @@ class RefConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         if self.bias is not None:
             self.bias.zero_()
 
-    def _kernel_sources(self) -> Iterable[torch.Tensor]:
+    def kernel_sources(self) -> Tuple[torch.Tensor, ...]:
         if self.refocus_weight is None:
             return (self.weight, )
         return (self.weight, self.refocus_weight)
 
-    def _compose_kernel(self) -> torch.Tensor:
+    def compose_kernel(self) -> torch.Tensor:
         if not self.refocusing:
             return self.weight
         return refocus_kernel(self.weight, self.refocus_weight,
                               self.map_groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = self.kernel_cache.get(self.compose_kernel,
+                                       self.kernel_sources(), self.training)
+        return F.conv2d(x, kernel, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
+
+    def folded_weight_and_bias(
+            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        with torch.no_grad():
+            weight = self.compose_kernel().detach().clone()
+            bias = None if self.bias is None else self.bias.detach().clone()
+        return weight, bias
 
     @classmethod
     def from_conv(cls,
@@ -201,6 +215,9 @@ class RefConv(KernelCacheMixin, FoldableConvMixin, nn.Module):
         geometry = plain_conv_geometry(conv, 'RefConv.from_conv')
         return adopt_plain_conv(cls(**geometry, map_size=map_size,
                     map_groups=map_groups, zero_init_refocus=True), conv)
+
+    def from_conv_kwargs(self) -> dict:
+        return dict(map_size=self.map_size, map_groups=self.map_groups)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

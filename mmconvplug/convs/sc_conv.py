@@ -71,6 +71,10 @@ class SCConv(NonFoldableConvMixin, nn.Module):
         'a nonlinear function of the input that no plain conv computes; '
         'keep SCConv at deployment (its BN layers can still be fused into '
         'its own convs).')
+    from_conv_unsupported_reason = (
+        'the gate sigmoid(x + up(K2(x))) depends on the input and is never '
+        'constant, so no SCConv equals a plain conv; train it from its own '
+        'init (or use the SCResNet backbone with its released weights).')
 
     def __init__(self,
                  in_channels: int,

@@ -15,8 +15,8 @@ from typing import Dict, FrozenSet, Iterable, Mapping, Optional
 
 from torch import nn
 
-from .fold_model import is_conv_variant, preserved_rng_state
-from .variants import variant_classes
+from mmconvplug.convs.base import (build_reference_layer, conv_variants,
+                                   is_conv_variant)
 
 
 class FoldCheckpointMismatchError(ValueError):
@@ -26,19 +26,15 @@ class FoldCheckpointMismatchError(ValueError):
 def variant_key_signatures() -> Dict[str, FrozenSet[str]]:
     """State-dict key names (relative to the layer) of each conv variant.
 
-    Built by instantiating each registered variant at a small shape; a
-    variant that cannot be built with defaults is left out (its keys are then
-    named generically in messages).
+    Each registered variant is built at the contract's reference geometry
+    (:func:`~mmconvplug.convs.base.build_reference_layer`); one that does not
+    build there breaks the contract and raises
+    :class:`~mmconvplug.convs.base.ConvVariantContractError`.
     """
-    signatures = {}
-    with preserved_rng_state():
-        for name, cls in variant_classes().items():
-            try:
-                layer = cls(8, 8, 3, stride=1, padding=1)
-            except (TypeError, ValueError):
-                continue
-            signatures[name] = frozenset(layer.state_dict())
-    return signatures
+    return {
+        name: frozenset(build_reference_layer(cls).state_dict())
+        for name, cls in conv_variants().items()
+    }
 
 
 def _guess_variant(relative_keys: Iterable[str]) -> Optional[str]:

@@ -1,8 +1,9 @@
 """``fold_model``: replace every foldable conv variant in a model by its fold.
 
 Walks the module tree (backbones, necks, heads, inside ``ConvModule``,
-``nn.Sequential`` and ``nn.ModuleList`` alike), asks each conv variant for
-:meth:`fold` through the protocol in :mod:`mmconvplug.convs.base`, and puts
+``nn.Sequential`` and ``nn.ModuleList`` alike), asks each conv variant
+(:func:`~mmconvplug.convs.base.is_conv_variant`, the contract's query) for
+:meth:`fold`, and puts
 the result where the variant was. Variants that cannot fold stay and are
 listed, with their reason, in the :class:`FoldReport`.
 
@@ -18,7 +19,7 @@ from typing import Iterator, Tuple, Union
 import torch
 from torch import nn
 
-from mmconvplug.convs.base import is_foldable
+from mmconvplug.convs.base import full_precision, is_conv_variant, is_foldable
 
 from .bn_fusion import fuse_batch_norms
 from .report import FoldedLayer, FoldReport, KeptLayer
@@ -32,11 +33,6 @@ def preserved_rng_state() -> Iterator[None]:
                else [])
     with torch.random.fork_rng(devices=devices):
         yield
-
-
-def is_conv_variant(module: nn.Module) -> bool:
-    """True for an mmconvplug conv variant (anything declaring ``foldable``)."""
-    return isinstance(getattr(type(module), 'foldable', None), bool)
 
 
 def _fold_children(parent: nn.Module, prefix: str, report: FoldReport,
@@ -89,6 +85,9 @@ def fold_model(model: nn.Module,
             loads into a config that builds either plain convs or the
             variants as trained.
 
+    Under autocast, folding runs with autocast off: the folded kernels are
+    composed in the parameters' own dtype.
+
     Returns:
         The folded model, or ``(model, report)`` with ``return_report=True``.
         A model with nothing to fold comes back unchanged, with a report
@@ -100,7 +99,8 @@ def fold_model(model: nn.Module,
             f'{type(model).__name__}. Pass the model itself (for a Runner: '
             'runner.model, unwrapped with .module under DDP).')
     report = FoldReport()
-    with preserved_rng_state():
+    # Folds run in the parameters' dtype even when called under autocast.
+    with preserved_rng_state(), full_precision():
         target = model if inplace else copy.deepcopy(model)
         if is_foldable(target):  # the model is a single conv variant
             holder = nn.Sequential(target)

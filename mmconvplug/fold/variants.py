@@ -1,20 +1,8 @@
-"""The conv variant types registered by mmconvplug, looked up by name."""
-from typing import Dict
+"""The registered conv variants, for fold-side code (see the contract).
 
-from torch import nn
+Kept as a name for existing imports; the one query is
+:func:`mmconvplug.convs.base.conv_variants`.
+"""
+from mmconvplug.convs.base import conv_variants as variant_classes
 
-
-def variant_classes() -> Dict[str, type]:
-    """``{type name: class}`` of every registered mmconvplug conv variant.
-
-    A conv variant is a registered ``nn.Module`` that declares the boolean
-    ``foldable`` of the protocol in :mod:`mmconvplug.convs.base` (ours, or a
-    user's own variant following the protocol).
-    """
-    from mmengine.registry import MODELS
-    classes = {}
-    for name, cls in MODELS.module_dict.items():
-        if (isinstance(cls, type) and issubclass(cls, nn.Module)
-                and isinstance(getattr(cls, 'foldable', None), bool)):
-            classes[name] = cls
-    return classes
+__all__ = ['variant_classes']

@@ -155,8 +155,8 @@ def test_do_conv_fold_is_exact_over_grid(dtype):
 def test_do_conv_eval_caches_kernel_and_invalidates(monkeypatch):
     layer = randomised(DOConv(4, 4, 3, padding=1)).eval()
     calls = []
-    compose = layer._compose_kernel
-    monkeypatch.setattr(layer, '_compose_kernel',
+    compose = layer.compose_kernel
+    monkeypatch.setattr(layer, 'compose_kernel',
                         lambda: calls.append(1) or compose())
     x = torch.randn(1, 4, 6, 6)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
@@ -195,8 +195,8 @@ def test_do_conv_frozen_eval_layer_caches_and_passes_gradients(monkeypatch):
     layer = randomised(DOConv(4, 4, 3, padding=1)).eval()
     layer.requires_grad_(False)
     calls = []
-    compose = layer._compose_kernel
-    monkeypatch.setattr(layer, '_compose_kernel',
+    compose = layer.compose_kernel
+    monkeypatch.setattr(layer, 'compose_kernel',
                         lambda: calls.append(1) or compose())
     with torch.inference_mode():
         layer(torch.randn(1, 4, 5, 5))

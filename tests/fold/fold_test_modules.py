@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmconvplug.convs.base import ConvAttributesMixin, FoldableConvMixin
+from mmconvplug.convs.base import FoldableConvMixin, NonFoldableConvMixin
 from mmconvplug.registry import MODELS
 
 
@@ -42,13 +42,26 @@ class FoldTestTwoBranchConv(FoldableConvMixin, nn.Module):
             self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         return self.weight_a + self.weight_b, self.bias
 
+    @classmethod
+    def from_conv(cls, conv):
+        """``w_a`` = the conv's kernel, ``w_b`` = 0: exactly ``conv``."""
+        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
+                    conv.stride, conv.padding, conv.dilation, conv.groups,
+                    conv.bias is not None)
+        with torch.no_grad():
+            layer.weight_a.copy_(conv.weight)
+            layer.weight_b.zero_()
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        return layer
+
 
 @MODELS.register_module(force=True)
-class FoldTestGatedConv(ConvAttributesMixin, nn.Module):
+class FoldTestGatedConv(NonFoldableConvMixin, nn.Module):
     """Input-dependent gate: cannot fold."""
 
-    foldable = False
     fold_unsupported_reason = 'its output scale depends on the input'
+    from_conv_unsupported_reason = 'its output scale depends on the input'
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1,
                  padding=0, dilation=1, groups=1, bias=True):
