@@ -180,7 +180,10 @@ class SCResLayer(Sequential):
     Like mmdet's/mmseg's ``ResLayer`` (avg-down projection, mmseg's
     ``contract_dilation`` and ``multi_grid`` for DeepLab), plus SCNet v1d's
     ``avd``: the official code average-pools in the first block of every
-    stage after the first, even where that block does not stride.
+    stage after the first, even where that block does not stride. With
+    ``avg_down`` the projection is ``AvgPool, conv, BN`` in every stage, as
+    in the official code (kernel-1 pool where the stage does not stride), so
+    official v1d checkpoints load key for key.
     """
 
     def __init__(self,
@@ -207,7 +210,10 @@ class SCResLayer(Sequential):
         if stride != 1 or inplanes != out_channels:
             layers = []
             conv_stride = stride
-            if avg_down and stride != 1:
+            if avg_down:
+                # As the official code: the pool always comes first, the
+                # identity (kernel 1) where the stage does not stride, so
+                # the projection is always downsample.1 / .2.
                 conv_stride = 1
                 layers.append(
                     nn.AvgPool2d(

@@ -7,15 +7,38 @@ Subclasses mmdet's ``ResNet`` with :class:`SCBottleneck` in
 accepts mmseg's ``contract_dilation`` and ``multi_grid`` so DeepLab configs
 (``ResNetV1c`` with ``dilations=(1, 1, 2, 4)``) swap it in directly.
 
+Every module is named as in the official code (MCG-NKU/SCNet ``scnet.py``),
+so the official ImageNet checkpoints load strictly (their ``fc.*``
+classifier aside): the 7x7 stem is ``conv1`` + ``bn1`` as in mmdet's ResNet,
+and the deep 3x3 stem of v1d is ``conv1.0/1/3/4/6`` (conv, BN, ReLU, conv,
+BN, ReLU, conv) + ``bn1``, not mmdet's ``stem.0..8``; with ``avg_down`` every
+projection is ``AvgPool, conv, BN`` (``downsample.0/1/2``), the pool being
+the identity (kernel 1, stride 1) where the stage does not stride.
+
+Official ImageNet releases (the URLs of the official ``model_urls``):
+:data:`SCNET_IMAGENET_CHECKPOINTS`.
+
 Registered as ``SCResNet`` / ``SCResNetV1d`` (mmdet already has a *detector*
 called ``SCNet``, so the backbone does not reuse that name).
 """
 from typing import Optional, Sequence
 
+import torch
+from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnet import ResNet
+from torch import nn
 
 from ..registry import MODELS
 from .sc_bottleneck import SCBottleneck, SCResLayer
+
+_OFFICIAL = 'https://backseason.oss-cn-beijing.aliyuncs.com/scnet/'
+#: The official SCNet ImageNet checkpoints (``model_urls`` of MCG-NKU/SCNet
+#: ``scnet.py``) and the backbone each loads into, key for key.
+SCNET_IMAGENET_CHECKPOINTS = {
+    'scnet50': _OFFICIAL + 'scnet50-dc6a7e87.pth',  # SCResNet(depth=50)
+    'scnet50_v1d': _OFFICIAL + 'scnet50_v1d-4109d1e1.pth',  # SCResNetV1d(50)
+    'scnet101': _OFFICIAL + 'scnet101-44c5b751.pth',  # SCResNet(depth=101)
+}
 
 
 @MODELS.register_module()
@@ -77,6 +100,54 @@ class SCResNet(ResNet):
             and kwargs.get('pretrained') is None)
         super().__init__(depth, **kwargs)
 
+    def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
+        """The stem in the official layout: ``conv1`` + ``bn1`` (+ ReLU,
+        max-pool); ``conv1`` is the 7x7 conv, or with ``deep_stem`` the
+        official ``Sequential(conv3x3/2, BN, ReLU, conv3x3, BN, ReLU,
+        conv3x3)`` of widths ``stem_channels / 2, / 2, stem_channels``."""
+        if not self.deep_stem:
+            super()._make_stem_layer(in_channels, stem_channels)
+            return
+        half = stem_channels // 2
+        self.conv1 = nn.Sequential(
+            build_conv_layer(self.conv_cfg, in_channels, half, 3, stride=2,
+                             padding=1, bias=False),
+            build_norm_layer(self.norm_cfg, half)[1],
+            nn.ReLU(inplace=True),
+            build_conv_layer(self.conv_cfg, half, half, 3, stride=1,
+                             padding=1, bias=False),
+            build_norm_layer(self.norm_cfg, half)[1],
+            nn.ReLU(inplace=True),
+            build_conv_layer(self.conv_cfg, half, stem_channels, 3, stride=1,
+                             padding=1, bias=False))
+        self.norm1_name, norm1 = build_norm_layer(
+            self.norm_cfg, stem_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            for module in (self.conv1, self.norm1):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+        for index in range(1, self.frozen_stages + 1):
+            stage = getattr(self, f'layer{index}')
+            stage.eval()
+            for param in stage.parameters():
+                param.requires_grad = False
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """Features of the stages in ``out_indices`` (N, C_i, H_i, W_i)."""
+        x = self.maxpool(self.relu(self.norm1(self.conv1(x))))
+        outs = []
+        for index, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if index in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
     def train(self, mode: bool = True) -> 'SCResNet':
         """ResNet's train (frozen stages, ``norm_eval``), returning ``self``
         as ``nn.Module.train`` does (mmdet's returns None)."""
@@ -105,7 +176,10 @@ class SCResNet(ResNet):
 class SCResNetV1d(SCResNet):
     """SCNet v1d: deep 3x3 stem, avg-down projections and avd blocks.
 
-    The official ``scnet50_v1d`` (80.47 top-1 vs 77.81 for SCNet-50).
+    The official ``scnet50_v1d`` (80.47 top-1 vs 77.81 for SCNet-50), whose
+    checkpoint (:data:`SCNET_IMAGENET_CHECKPOINTS`) loads strictly into
+    ``SCResNetV1d(depth=50)`` (default ``stem_channels=64``: the official
+    ``stem_width=32``).
     """
 
     def __init__(self, **kwargs) -> None:

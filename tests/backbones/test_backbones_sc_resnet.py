@@ -7,6 +7,8 @@ from mmdet.models.backbones import ResNet
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from scnet_official_reference import OfficialSCNet, randomized
+
 from mmconvplug.backbones import SCResNet, SCResNetV1d
 
 IMAGENET_HEAD = 2048 * 1000 + 1000  # the classifier the paper counts
@@ -85,14 +87,85 @@ def test_dilated_output_stride_8_mmseg_style():
 
 def test_v1d_deep_stem_avg_down_and_avd():
     model = SCResNetV1d(**THIN).eval()
-    assert hasattr(model, 'stem')
+    # The official layout: conv1 = (conv, BN, ReLU, conv, BN, ReLU, conv),
+    # then bn1; no mmdet-style `stem`.
+    assert not hasattr(model, 'stem')
+    assert [type(m).__name__ for m in model.conv1] == [
+        'Conv2d', 'BatchNorm2d', 'ReLU', 'Conv2d', 'BatchNorm2d', 'ReLU',
+        'Conv2d']
+    assert model.norm1 is model.bn1
     first = model.layer2[0]
     assert first.avd_layer is not None and first.k1[0].stride == (1, 1)
     assert isinstance(first.downsample[0], torch.nn.AvgPool2d)
     assert model.layer1[0].avd_layer is None  # official: not in stage 1
+    # Stage 1 does not stride, yet its projection is pool (identity), conv,
+    # BN, as in the official code, so the conv is downsample.1.
+    pool = model.layer1[0].downsample[0]
+    assert isinstance(pool, torch.nn.AvgPool2d) and pool.kernel_size == 1
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 64, 64))
     assert tuple(outs[-1].shape) == (1, 256, 2, 2)
+
+
+OFFICIAL_CASES = {
+    # name: (our backbone, its kwargs, reference kwargs)
+    'scnet50': (SCResNet, dict(depth=50), dict(depth=50)),
+    'scnet101': (SCResNet, dict(depth=101), dict(depth=101)),
+    'scnet50_v1d': (SCResNetV1d, dict(depth=50), dict(depth=50, v1d=True)),
+    'scnet50_v1d_dilated': (
+        SCResNetV1d,
+        dict(depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
+             contract_dilation=True),
+        dict(depth=50, v1d=True, dilated=True)),
+}
+
+
+@pytest.mark.parametrize('name', sorted(OFFICIAL_CASES))
+def test_official_state_dict_loads_strictly_and_gives_official_outputs(
+        name):
+    """A state dict in the official layout (built by an independent
+    reimplementation of the official model) loads with strict=True once its
+    ImageNet classifier is dropped, and the backbone then computes the
+    official model's stage outputs (float64)."""
+    cls, kwargs, ref_kwargs = OFFICIAL_CASES[name]
+    reference = randomized(
+        OfficialSCNet(base=8, **ref_kwargs)).double()
+    state = {k: v for k, v in reference.state_dict().items()
+             if not k.startswith('fc.')}
+    model = cls(base_channels=8, norm_eval=True, **kwargs)
+    model.load_state_dict(state, strict=True)
+    model.double().eval()
+    # 128 px: the official SCConv needs maps of at least pooling_r (4).
+    x = torch.rand(2, 3, 128, 128, dtype=torch.float64)
+    with torch.no_grad():
+        ours = model(x)
+        theirs = reference.features(x)
+    assert len(ours) == 4
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # And the checkpoint's own keys: the state dict is the official one.
+    assert set(model.state_dict()) == set(state)
+
+
+def test_v1d_official_keys_are_the_published_names():
+    keys = set(SCResNetV1d(**THIN).state_dict())
+    for key in ('conv1.0.weight', 'conv1.1.running_var', 'conv1.3.weight',
+                'conv1.4.weight', 'conv1.6.weight', 'bn1.weight',
+                'layer1.0.downsample.1.weight',
+                'layer1.0.downsample.2.running_mean',
+                'layer2.0.downsample.1.weight', 'layer4.0.downsample.2.bias'):
+        assert key in keys, key
+    assert not any(k.startswith('stem.') for k in keys)
+
+
+def test_frozen_deep_stem_is_frozen_with_its_norms_in_eval():
+    model = SCResNetV1d(**THIN, frozen_stages=0, norm_eval=False)
+    model.train()
+    assert not any(p.requires_grad for p in model.conv1.parameters())
+    assert not any(p.requires_grad for p in model.bn1.parameters())
+    assert not model.conv1[1].training and not model.bn1.training
+    assert model.layer1[0].bn1_a.training
 
 
 def test_frozen_stages_and_norm_eval():
