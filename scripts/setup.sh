@@ -75,9 +75,10 @@ This happens when pip builds mmcv in an isolated environment. Fix:
   say "mmcv built in $(( (SECONDS - start) / 60 )) min"
 fi
 
-# 4. mmdet, mmseg, mmengine and mmconvplug (editable) with the test extra.
+# 4. mmdet, mmseg, mmengine and mmconvplug (editable) with the test and deploy
+#    (onnx, onnxruntime) extras.
 say "installing mmdet, mmsegmentation and mmconvplug (editable)"
-pip_q --no-build-isolation -e ".[test]"
+pip_q --no-build-isolation -e ".[test,deploy]"
 
 "$py" -c "import mmconvplug, mmcv.ops, mmdet, mmseg" ||
   die "the environment does not import; see the messages above"
