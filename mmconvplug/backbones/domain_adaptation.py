@@ -34,26 +34,29 @@ def domain_parameters(model: nn.Module, domain: int) -> List[nn.Parameter]:
             f'{type(model).__name__} has no multi-domain layer; build it '
             'with DWSConv convs / DomainBN norms (e.g. the '
             'MultiDomainResNet26 backbone) to adapt it per domain.')
-    params: List[nn.Parameter] = []
     for layer in layers:
         check_domain_index(domain, layer.num_domains, type(layer).__name__)
-        for child in layer.children():
-            if isinstance(child, nn.ModuleList) and len(
-                    child) == layer.num_domains:
-                params.extend(child[domain].parameters())
-    return params
+    return [param for layer in layers
+            for _, param in layer.named_domain_parameters(domain)]
 
 
 def freeze_all_but_domain(module: nn.Module, domain: int) -> int:
     """Set ``requires_grad=False`` on every parameter of ``module`` except
-    ``domain``'s own; return how many parameters (elements) stay trainable.
+    ``domain``'s own; return how many parameters (elements) it trains.
+
+    Switching to another domain later freezes ``domain``'s parameters and
+    leaves everything else frozen: the adaptation trains one domain only.
+    While ``domain`` is not the active one its parameters stay frozen too
+    (the forward does not use them), and become trainable when it is made
+    active (:func:`~mmconvplug.convs.domain.set_active_domain`).
     """
     keep = {id(p) for p in domain_parameters(module, domain)}
-    trainable = 0
     for param in module.parameters():
         param.requires_grad = id(param) in keep
-        trainable += param.numel() if id(param) in keep else 0
-    return trainable
+    for layer in multi_domain_layers(module):
+        layer.forget_domain_freezes()
+        layer.sync_domain_trainability()
+    return sum(p.numel() for p in module.parameters() if id(p) in keep)
 
 
 def domain_overhead(model: nn.Module) -> Dict[str, float]:

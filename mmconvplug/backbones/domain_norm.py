@@ -7,7 +7,13 @@ its own statistics and affine parameters. ``DomainBN`` is that layer as an
 mmcv norm (``norm_cfg=dict(type='DomainBN', num_domains=N)``) and a
 :class:`~mmconvplug.convs.domain.MultiDomainMixin`, so
 ``set_active_domain(model, d)`` switches it together with the ``DWSConv``
-layers and ``count_domain_parameters`` counts its per-domain cost.
+layers and ``count_domain_parameters`` counts its per-domain cost. The BNs
+of the other domains are frozen while a domain is active (they take no part
+in the forward; see :mod:`mmconvplug.convs.domain`). mmcv's
+``build_norm_layer`` sets ``requires_grad`` on every parameter after building
+a norm, so a model that builds ``DomainBN`` from ``norm_cfg`` calls
+``set_active_domain`` (or ``sync_domain_trainability``) once it is built, as
+``MultiDomainResNet26`` does.
 """
 import torch
 from torch import nn
@@ -49,6 +55,7 @@ class DomainBN(MultiDomainMixin, nn.Module):
                            affine=affine,
                            track_running_stats=track_running_stats)
             for _ in range(num_domains))
+        self.sync_domain_trainability()
 
     def params_per_domain(self) -> int:
         """Affine parameters of one domain's BN (0 without ``affine``)."""

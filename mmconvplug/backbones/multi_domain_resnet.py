@@ -14,7 +14,9 @@ everywhere, as a detection/segmentation backbone (``out_indices``,
 ``set_active_domain(model, d)`` (``mmconvplug.convs.domain``) selects the
 domain; ``active_domain`` sets it at build time and ``train_domain_only``
 freezes every shared parameter, so the model learns a new domain by training
-only that domain's depthwise convs and norms (plus the task head).
+only that domain's depthwise convs and norms (plus the task head). The other
+domains' depthwise convs and norms are frozen while they are not used, so
+``DistributedDataParallel`` trains the model with its default flags.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -26,7 +28,8 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..convs.domain import multi_domain_layers, set_active_domain
+from ..convs.domain import (freeze_parameters, get_active_domain,
+                            multi_domain_layers, set_active_domain)
 from ..registry import MODELS
 from .domain_adaptation import format_domain_overhead, freeze_all_but_domain
 
@@ -150,7 +153,7 @@ class MultiDomainResNet26(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.train_domain_only = train_domain_only
-        self.active_domain = active_domain
+        self._build_domain = active_domain
 
         self.stem = nn.Sequential(
             build_conv_layer(conv_cfg, in_channels, stem_channels, 3,
@@ -169,11 +172,21 @@ class MultiDomainResNet26(BaseModule):
                 channels = out_channels
             self.stages.append(nn.Sequential(*blocks))
 
-        if active_domain != 0 or train_domain_only:
+        if multi_domain_layers(self):
+            # Also re-freezes the other domains' BNs, which mmcv's
+            # build_norm_layer made trainable again.
             set_active_domain(self, active_domain)
         self._freeze()
         if log_overhead and multi_domain_layers(self):
             print_log(format_domain_overhead(self), logger='current')
+
+    @property
+    def active_domain(self) -> int:
+        """The domain the layers use now (``set_active_domain`` changes it);
+        the build-time one without multi-domain layers."""
+        if multi_domain_layers(self):
+            return get_active_domain(self)
+        return self._build_domain
 
     def _freeze(self) -> None:
         if self.train_domain_only:
@@ -182,8 +195,7 @@ class MultiDomainResNet26(BaseModule):
         frozen += list(self.stages[:max(self.frozen_stages, 0)])
         for module in frozen:
             module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+            freeze_parameters(module)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.stem(x)

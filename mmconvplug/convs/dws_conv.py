@@ -17,7 +17,9 @@ The active domain is chosen for a whole model with
 :func:`mmconvplug.convs.domain.set_active_domain` (or from the batch's
 metainfo, :func:`~mmconvplug.convs.domain.set_domain_from_data_samples`).
 Without the gate only the active domain's depthwise conv and norm take part
-in a step: under DDP train with ``find_unused_parameters=True``.
+in a step, so the other domains' are frozen while it is active (and unfrozen
+when theirs is): DDP trains one domain with its default flags (see
+:mod:`mmconvplug.convs.domain`). With the gate every domain trains.
 
 Fold. A depthwise conv followed by a 1x1 conv, with nothing nonlinear in
 between, is one conv: ``W[o, j] = P[o, j] * D_{c(o, j)}`` with the depthwise
@@ -32,7 +34,7 @@ norm without running statistics (GN, ...) depends on the batch, so those do
 not fold.
 """
 from collections import OrderedDict
-from typing import Optional, Tuple
+from typing import FrozenSet, Optional, Tuple
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -140,6 +142,7 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
                 nn.Linear(hidden, num_domains))
         self.foldable, self.fold_unsupported_reason = self._foldability()
         self.init_weights()
+        self.sync_domain_trainability()
 
     def _foldability(self) -> Tuple[bool, str]:
         if self.gate is not None:
@@ -174,6 +177,12 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
             for layer in self.gate:
                 if isinstance(layer, nn.Linear):
                     layer.reset_parameters()
+
+    def domains_in_forward(self) -> FrozenSet[int]:
+        """Every domain with the gate (soft sharing), else the active one."""
+        if self.gate is not None:
+            return frozenset(range(self.num_domains))
+        return super().domains_in_forward()
 
     def params_per_domain(self) -> int:
         """Parameters one more domain adds: a depthwise kernel, its norm's
