@@ -2,8 +2,10 @@
 
 Importing the package (``custom_imports=dict(imports=['mmconvplug'])`` in a
 config) registers every conv type, backbone, head, dataset, metric and hook in
-mmengine's root registries, so the mmdet and mmseg scopes both find them, and
-applies the compatibility fixes in :mod:`mmconvplug.compat`.
+mmengine's root registries, so the mmdet and mmseg scopes both find them,
+makes ``MODELS.build`` honour a model config's ``conv_swap`` block
+(:mod:`mmconvplug.swap`), and applies the compatibility fixes in
+:mod:`mmconvplug.compat`.
 """
 from .version import __version__
 from . import compat  # noqa: F401  (first: fixes upstream before use)
@@ -11,6 +13,7 @@ from . import convs  # noqa: F401
 from . import backbones  # noqa: F401
 from . import engine  # noqa: F401
 from . import keypoint  # noqa: F401
+from . import swap  # noqa: F401  (MODELS.build honours a model's conv_swap)
 from . import utils  # noqa: F401  (checkpoint IO, config checks)
 from .fold import fold_model, verify_fold
 

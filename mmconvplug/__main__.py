@@ -86,9 +86,13 @@ def main(argv: List[str] = None) -> int:
     info = sub.add_parser(
         'info', help='versions, mmcv ops, CUDA and registered types')
     info.add_argument('--short', action='store_true', help='one line')
+    from mmconvplug.swap.from_config import add_swap_command, run_swap_command
+    add_swap_command(sub)
     args = parser.parse_args(argv)
     if args.command == 'info':
         print('\n'.join(info_lines(short=args.short)))
+    elif args.command == 'swap':
+        return run_swap_command(args)
     return 0
 
 

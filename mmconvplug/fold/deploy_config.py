@@ -1,21 +1,26 @@
 """Turn a training config into the deploy config of its folded checkpoint.
 
 For every conv type that folded (per the :class:`FoldReport`) and none of
-whose layers stayed, each ``conv_cfg=dict(type=...)`` becomes ``None``: the
-layer is built as the plain ``nn.Conv2d`` the fold produced. A module type
-that only exists to honour ``conv_cfg`` (it declares ``stock_type`` and a
-``stock_cfg`` classmethod, e.g. ``SSDVGGConvCfg`` -> mmdet's ``SSDVGG``) is
-switched back to the stock type once none of its convs is a variant any
-more. mmconvplug's own hooks (``FoldHook``, ``CheckpointGuardHook``) are
-dropped, and when nothing in the config needs the plugin any more,
-``mmconvplug`` is removed from ``custom_imports``: the deploy config then
-runs with stock mmdet / mmseg tools.
+whose layers stayed, each ``conv_cfg=dict(type=...)`` becomes ``None`` (the
+layer is built as the plain ``nn.Conv2d`` the fold produced) and each
+``conv_swap`` block of that type is removed (the swap put variants where
+the stock model has plain convs, under the same keys, so the folded weights
+load into the model built without it). A model type registered as a
+deprecated alias (it offers a ``replacement_cfg`` classmethod, e.g.
+``SSDVGGConvCfg``) is first rewritten into its replacement. mmconvplug's
+own hooks (``FoldHook``, ``CheckpointGuardHook``) are dropped, and when
+nothing in the config needs the plugin any more, ``mmconvplug`` is removed
+from ``custom_imports``: the deploy config then runs with stock mmdet /
+mmseg tools, and for a model whose variants all came from ``conv_swap`` it
+is the stock config.
 """
 import copy
 from typing import Any, Iterable, Set
 
 from mmengine.config import Config
 from mmengine.registry import (DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS)
+
+from mmconvplug.swap.build_hook import CONV_SWAP_KEY
 
 from .report import FoldReport
 
@@ -37,37 +42,45 @@ def _short(type_name: Any) -> Any:
     return type_name.split('.')[-1] if isinstance(type_name, str) else type_name
 
 
-def _has_variant_conv_cfg(node: Any, variant_types: Set[str]) -> bool:
-    if isinstance(node, dict):
-        conv_cfg = node.get('conv_cfg')
-        if isinstance(conv_cfg, dict) and _short(
-                conv_cfg.get('type')) in variant_types:
-            return True
-        return any(
-            _has_variant_conv_cfg(v, variant_types) for v in node.values())
-    if isinstance(node, (list, tuple)):
-        return any(_has_variant_conv_cfg(v, variant_types) for v in node)
-    return False
+def _without_folded_swaps(conv_swap: Any, folded_types: Set[str]) -> Any:
+    """A ``conv_swap`` value without its blocks of folded types (None when
+    none is left)."""
+    blocks = conv_swap if isinstance(conv_swap, (list, tuple)) else [
+        conv_swap
+    ]
+    kept = [
+        block for block in blocks
+        if not (isinstance(block, dict)
+                and _short(block.get('type')) in folded_types)
+    ]
+    if not kept:
+        return None
+    return kept if isinstance(conv_swap, (list, tuple)) else kept[0]
 
 
-def _plain_convs(node: Any, folded_types: Set[str],
-                 variant_types: Set[str]) -> Any:
-    """Copy of a model config with folded conv_cfg types set to None."""
+def _upgrade_deprecated(node: dict) -> dict:
+    """A deprecated alias type's config rewritten into its replacement."""
+    cls = MODELS.module_dict.get(_short(node.get('type')))
+    replacement_cfg = getattr(cls, 'replacement_cfg', None)
+    return replacement_cfg(node) if callable(replacement_cfg) else node
+
+
+def _plain_convs(node: Any, folded_types: Set[str]) -> Any:
+    """Copy of a model config with folded conv_cfg types set to None and
+    folded conv_swap blocks removed."""
     if isinstance(node, (list, tuple)):
-        return type(node)(
-            _plain_convs(v, folded_types, variant_types) for v in node)
+        return type(node)(_plain_convs(v, folded_types) for v in node)
     if not isinstance(node, dict):
         return node
-    node = {k: _plain_convs(v, folded_types, variant_types)
-            for k, v in node.items()}
+    node = _upgrade_deprecated(dict(node))
+    conv_swap = node.pop(CONV_SWAP_KEY, None)
+    node = {k: _plain_convs(v, folded_types) for k, v in node.items()}
     conv_cfg = node.get('conv_cfg')
     if isinstance(conv_cfg, dict) and _short(conv_cfg.get('type')) in folded_types:
         node['conv_cfg'] = None
-    cls = MODELS.module_dict.get(_short(node.get('type')))
-    stock_cfg = getattr(cls, 'stock_cfg', None)
-    if (callable(stock_cfg) and getattr(cls, 'stock_type', None)
-            and not _has_variant_conv_cfg(node, variant_types)):
-        node = stock_cfg(node)
+    conv_swap = _without_folded_swaps(conv_swap, folded_types)
+    if conv_swap is not None:
+        node[CONV_SWAP_KEY] = conv_swap
     return node
 
 
@@ -108,8 +121,7 @@ def make_deploy_config(cfg: Config, report: FoldReport,
     folded_types = ({layer.from_type for layer in report.folded}
                     | variant_types) - kept_types
     deploy = copy.deepcopy(cfg.to_dict())
-    deploy['model'] = _plain_convs(deploy['model'], folded_types,
-                                   variant_types)
+    deploy['model'] = _plain_convs(deploy['model'], folded_types)
     deploy['custom_hooks'] = [
         hook for hook in deploy.get('custom_hooks') or []
         if _short(hook.get('type')) not in PLUGIN_ONLY_HOOKS

@@ -1,0 +1,14 @@
+# DeepLabv3+ R50-D8 on Cityscapes 512x1024 with every conv larger than 1x1
+# a RefConv, as the RefConv paper's segmentation transfer: the ResNetV1c
+# backbone, the dilated depthwise ASPP branches, the separable bottleneck
+# and decoder convs, and the auxiliary FCN head. The stock config, its
+# published init included (open-mmlab://resnet50_v1c: RefConv's frozen basis
+# is the pretrained kernel, under the same `weight` key).
+#
+# The swap happens at build time, before the weights are initialised or
+# loaded. `python -m mmconvplug swap THIS_CONFIG` prints the report. After
+# training, `tools/fold.py` writes a checkpoint for the stock config.
+_base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'  # noqa: E501
+custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
+
+model = dict(conv_swap=dict(type='RefConv', min_kernel_size=2))

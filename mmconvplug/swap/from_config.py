@@ -1,0 +1,130 @@
+"""The swap of a config, without training: ``python -m mmconvplug swap``.
+
+Builds the config's model the way the Runner does (``MODELS.build`` in the
+config's default scope, no weights initialised or loaded, nothing
+downloaded) and returns its swap reports, or lists the model's convs to
+help write patterns.
+"""
+import copy
+from typing import List, Optional, Sequence, Tuple
+
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from mmconvplug.analysis import count_parameters, format_table
+from mmconvplug.convs.base import is_conv_variant
+
+from .build_hook import CONV_SWAP_KEY
+from .report import ConvSwapReport
+from .swap_convs import conv_swap_reports
+
+
+def _has_conv_swap(node) -> bool:
+    if isinstance(node, dict):
+        return CONV_SWAP_KEY in node or any(
+            _has_conv_swap(v) for v in node.values())
+    if isinstance(node, (list, tuple)):
+        return any(_has_conv_swap(v) for v in node)
+    return False
+
+
+def load_config(config: str,
+                cfg_options: Optional[dict] = None) -> Config:
+    """Read ``config`` and merge ``cfg_options`` (``--cfg-options``)."""
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def build_model_of(cfg: Config) -> nn.Module:
+    """``cfg.model`` built in the config's scope (its library imported)."""
+    scope = cfg.get('default_scope', None)
+    if scope in ('mmdet', 'mmseg'):
+        __import__(scope)
+    init_default_scope(scope or 'mmengine')
+    return MODELS.build(copy.deepcopy(cfg.model))
+
+
+def swap_reports_of_config(cfg: Config) -> Tuple[nn.Module,
+                                                 List[ConvSwapReport]]:
+    """Build ``cfg.model`` and return it with its swap reports.
+
+    Raises:
+        ValueError: the model config has no ``conv_swap`` anywhere.
+        ConvSwapConfigError: a block is malformed or matches nothing.
+    """
+    if not _has_conv_swap(cfg.model.to_dict()):
+        raise ValueError(
+            'the config has no conv_swap block: add one to the model, e.g. '
+            "model=dict(conv_swap=dict(type='DOConv', include=['backbone']))"
+            ' (see README, "Using the plugin from your own config").')
+    model = build_model_of(cfg)
+    return model, conv_swap_reports(model)
+
+
+def conv_table(model: nn.Module,
+               patterns: Sequence[str] = ()) -> str:
+    """Every conv of ``model`` (name, type, geometry, parameters)."""
+    from .matching import first_match
+    rows = []
+    for name, module in model.named_modules():
+        if not (isinstance(module, _ConvNd) or is_conv_variant(module)):
+            continue
+        if patterns and first_match(name, patterns) is None:
+            continue
+        rows.append([
+            name,
+            type(module).__name__,
+            f'{module.in_channels}->{module.out_channels}',
+            'x'.join(map(str, module.kernel_size)),
+            'x'.join(map(str, module.stride)),
+            'x'.join(map(str, module.dilation)),
+            module.groups,
+            f'{count_parameters(module):,}',
+        ])
+    return format_table(['module', 'type', 'channels', 'kernel', 'stride',
+                         'dilation', 'groups', 'params'], rows)
+
+
+def add_swap_command(subparsers) -> None:
+    """Add ``swap`` to ``python -m mmconvplug``'s sub-commands."""
+    from mmengine.config import DictAction
+    swap = subparsers.add_parser(
+        'swap', help="report a config's conv_swap: swapped convs, kernel "
+        'sizes, parameters before/after, skipped convs and why')
+    swap.add_argument('config', help='the config file')
+    swap.add_argument('--cfg-options', nargs='+', action=DictAction,
+                      help='override settings in the config (key=value)')
+    swap.add_argument(
+        '--list', nargs='*', metavar='PATTERN', default=None,
+        help='also list the convs of the built model (those under the '
+        'given module-name patterns), to write include/exclude patterns')
+
+
+def run_swap_command(args) -> int:
+    """``python -m mmconvplug swap CONFIG``: print the swap report(s)."""
+    import sys
+
+    from mmengine.logging import MMLogger
+    from .spec import ConvSwapConfigError
+
+    # Builds log through mmengine's current logger: keep this output to
+    # the report printed below.
+    MMLogger.get_instance('mmconvplug-swap', log_level='WARNING')
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        if args.list is not None and not _has_conv_swap(cfg.model.to_dict()):
+            model, reports = build_model_of(cfg), []
+        else:
+            model, reports = swap_reports_of_config(cfg)
+    except (ConvSwapConfigError, ValueError, FileNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    for report in reports:
+        print(report.table())
+    if args.list is not None:
+        print(conv_table(model, args.list))
+    return 0

@@ -1,0 +1,118 @@
+"""Head predictors are swapped when asked; `python -m mmconvplug swap`."""
+import copy
+
+import pytest
+from swap_test_utils import REPO, build, load
+
+from mmconvplug.__main__ import main
+from mmconvplug.swap import build_hook_installed, conv_swap_reports
+
+MASK_RCNN = 'demo/mask_rcnn_r18_tiny_coco.py'
+SSD = 'demo/ssd_r18_tiny_voc.py'
+DETSTAGE = 'configs/doconv/mask-rcnn_r50-doconv-detstage_fpn_1x_coco.py'
+
+
+def _types(model, prefix):
+    return {name: type(m).__name__ for name, m in model.named_modules()
+            if name.startswith(prefix) and 'Conv' in type(m).__name__}
+
+
+def test_rpn_predictors_are_swapped_when_asked():
+    cfg = load(MASK_RCNN)
+    cfg.model.conv_swap = dict(type='DOConv', include=['rpn_head'])
+    model = build(cfg)
+    assert _types(model, 'rpn_head.') == {
+        'rpn_head.rpn_conv': 'DOConv',
+        'rpn_head.rpn_cls': 'DOConv',
+        'rpn_head.rpn_reg': 'DOConv'
+    }
+    assert conv_swap_reports(model)[0].swapped_names == [
+        'rpn_head.rpn_conv', 'rpn_head.rpn_cls', 'rpn_head.rpn_reg']
+
+
+def test_ssd_predictors_are_swapped_when_asked():
+    cfg = load(SSD)
+    cfg.model.conv_swap = dict(
+        type='RefConv', include=['bbox_head.cls_convs', 'bbox_head.reg_convs'])
+    model = build(cfg)
+    names = conv_swap_reports(model)[0].swapped_names
+    assert names == [f'bbox_head.{kind}_convs.{i}.0'
+                     for kind in ('cls', 'reg') for i in range(5)]
+    assert set(_types(model, 'bbox_head.').values()) == {'RefConv'}
+    assert 'RefConv' not in _types(model, 'backbone.').values()
+
+
+def test_a_conv_swap_in_a_sub_config_swaps_that_module():
+    """mmdet builds the heads through its own MODELS registry (a child of
+    mmengine's): the hook reaches it too."""
+    assert build_hook_installed()
+    cfg = load(MASK_RCNN)
+    cfg.model.rpn_head.conv_swap = dict(type='CondConv', num_experts=2)
+    model = build(cfg)
+    assert set(_types(model, 'rpn_head.').values()) == {'CondConv'}
+    assert 'CondConv' not in _types(model, 'roi_head.').values()
+    (report, ) = conv_swap_reports(model)
+    assert report.model == 'RPNHead'
+
+
+def test_the_model_config_is_left_as_it_was():
+    cfg = load(SSD)
+    cfg.model.conv_swap = dict(type='DOConv', include='neck')
+    before = copy.deepcopy(cfg.model.to_dict())
+    build(cfg)
+    assert cfg.model.to_dict() == before
+
+
+def test_cli_prints_the_report(capsys):
+    rc = main(['swap', f'{REPO}/{DETSTAGE}'])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert 'DOConv' in out and 'params before' in out
+    for name in ('rpn_head.rpn_conv', 'roi_head.mask_head.convs.0.conv',
+                 'neck.fpn_convs.3.conv', 'backbone.layer1.0.conv2'):
+        assert name in out
+    # skipped, with the reason
+    assert 'rpn_head.rpn_cls' in out and 'min_kernel_size=2' in out
+    assert 'roi_head.mask_head.upsample' in out and 'not a plain' in out
+
+
+def test_cli_names_the_closest_modules_of_a_bad_pattern(capsys):
+    rc = main(['swap', f'{REPO}/configs/{MASK_RCNN}', '--cfg-options',
+               'model.conv_swap.type=DOConv',
+               'model.conv_swap.include=[rpn_heads,backbone]'])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "'rpn_heads' matches no module" in err and "'rpn_head'" in err
+
+
+def test_cli_lists_the_convs_of_a_config_without_a_swap(capsys):
+    rc = main(['swap', f'{REPO}/configs/{SSD}', '--list', 'bbox_head'])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert 'bbox_head.cls_convs.0.0' in out and 'backbone' not in out
+
+
+def test_cli_without_a_swap_says_how_to_add_one(capsys):
+    assert main(['swap', f'{REPO}/configs/{SSD}']) == 2
+    assert 'no conv_swap block' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('variant', ['DOConv', 'RefConv'])
+def test_old_ssdvgg_convcfg_configs_deploy_to_the_stock_ssdvgg(variant):
+    """The deprecated alias still folds into mmdet's SSDVGG."""
+    from mmconvplug.convs.base import conv_variants
+    from mmconvplug.fold import fold_model
+    from mmconvplug.fold.deploy_config import make_deploy_config
+    cfg = load('mmdet::pascal_voc/ssd300_voc0712.py')
+    cfg.custom_imports = dict(imports=['mmconvplug'])
+    cfg.model.backbone = dict(cfg.model.backbone, type='SSDVGGConvCfg',
+                              conv_cfg=dict(type=variant), init_cfg=None)
+    model = build(cfg)
+    folded, report = fold_model(model, return_report=True,
+                                plain_conv_only=True)
+    deploy = make_deploy_config(cfg, report, conv_variants())
+    assert deploy.model.backbone.type == 'SSDVGG'
+    assert 'conv_cfg' not in deploy.model.backbone
+    assert 'conv_swap' not in deploy.model.backbone
+    assert 'custom_imports' not in deploy
+    build(deploy).load_state_dict(folded.state_dict(), strict=True)
