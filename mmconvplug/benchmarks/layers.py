@@ -2,7 +2,7 @@
 
     python tools/benchmark.py layers [--shapes mission|imagenet|all]
         [--json OUT] [--repeats N] [--threads T] [--variants NAME ...]
-        [--public-baseline] [--cpu-time] [--quick]
+        [--public-baseline] [--cpu-time] [--quick] [--device cpu|cuda]
 
 For every shape and variant it reports, as ratios to a plain ``nn.Conv2d``
 measured in the same run:
@@ -16,38 +16,37 @@ measured in the same run:
 * trainable parameters;
 * peak memory of one train step.
 
-Timing: ``time.perf_counter`` (``--cpu-time``: ``time.process_time``, for
-a shared machine, with ``--threads 1``) around each call; every repeat runs
-the plain conv and all variants back to back (interleaved), after one
-warm-up call each, and the figures are medians over repeats, so slow drift
-of a shared machine hits every column alike. Memory (CPU):
-``torch.profiler``'s memory timeline (``profile_memory=True``, exported with
-``export_memory_timeline``) of one train step; the peak of all live tensor
-bytes minus those alive at its start (parameters, input) is reported.
+Timing and memory come from :mod:`mmconvplug.analysis`: medians of
+interleaved repeats (``--cpu-time``: process CPU time, for a shared machine
+with ``--threads 1``; CUDA events on a GPU), and the peak of one train
+step above what was alive at its start (CPU: torch.profiler's memory
+timeline; CUDA: ``max_memory_allocated``).
 
-Variants are looked up by registry name, so the benchmark runs with
-whichever of DOConv, RefConv, CondConv (4 experts), SCConv and DWSConv are
-registered; a variant that is missing or refuses a shape is reported, not
-fatal.
+The variants are every registered conv variant
+(:func:`mmconvplug.convs.base.conv_variants`) with its defaults (CondConv: 4
+experts); one that refuses a shape is reported, not fatal. Public
+formulations run in the same process as extra rows: timm's ``CondConv2d``
+whenever timm is installed, the public DO-Conv composition with
+``--public-baseline`` (:mod:`.baselines`).
 """
 import argparse
 import datetime
 import json
-import os
-import statistics
-import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from mmcv.cnn import build_conv_layer
-from mmengine.registry import MODELS
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
-from mmconvplug.convs import is_foldable
+from mmconvplug.analysis import (count_parameters, format_table,
+                                 interleaved_medians, peak_memory_bytes)
+from mmconvplug.convs.base import conv_variants, is_foldable
+
+from .options import add_measurement_options, measurement_setup
+from .baselines import (PUBLIC_DO_CONV, TIMM_COND_CONV, PublicStyleDOConv,
+                        TimmCondConv, timm_available)
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,7 @@ class ConvShape:
     kernel_size: int = 3
     stride: int = 1
     dilation: int = 1
+    groups: int = 1
 
     @property
     def padding(self) -> int:
@@ -90,6 +90,19 @@ IMAGENET_SHAPES = (
     ConvShape('in_stage4_512@7x7', 8, 512, 512, 7, 7),
 )
 
+#: The CondConv layers of CondConv-MobileNetV1 SSD300 (blocks 10-13 at
+#: batch 8): depthwise 3x3 and pointwise 1x1 convs on the 19x19 and 10x10
+#: maps, 512-1024 channels.
+MOBILENET_SSD_SHAPES = (
+    ConvShape('mnv1ssd_dw512@19x19', 8, 512, 512, 19, 19, groups=512),
+    ConvShape('mnv1ssd_pw512@19x19', 8, 512, 512, 19, 19, kernel_size=1),
+    ConvShape('mnv1ssd_pw512to1024@10x10', 8, 512, 1024, 10, 10,
+              kernel_size=1),
+    ConvShape('mnv1ssd_dw1024@10x10', 8, 1024, 1024, 10, 10, groups=1024),
+    ConvShape('mnv1ssd_pw1024@10x10', 8, 1024, 1024, 10, 10,
+              kernel_size=1),
+)
+
 #: Tiny shapes for ``--quick`` (a smoke run, not a measurement).
 QUICK_SHAPES = (
     ConvShape('quick_8@12x10', 1, 8, 8, 12, 10),
@@ -99,70 +112,29 @@ QUICK_SHAPES = (
 SHAPE_SETS = {
     'mission': MISSION_SHAPES,
     'imagenet': IMAGENET_SHAPES,
+    'mobilenet_ssd': MOBILENET_SSD_SHAPES,
+    'condconv': IMAGENET_SHAPES + MOBILENET_SSD_SHAPES,
     'all': MISSION_SHAPES + IMAGENET_SHAPES,
 }
 
-#: Registry name -> extra config, in report order.
-VARIANTS = (
-    ('DOConv', {}),
-    ('RefConv', {}),
-    ('CondConv', {'num_experts': 4}),
-    ('SCConv', {}),
-    ('DWSConv', {}),
-)
-
-
-#: Name of the optional public-style DO-Conv row (``--public-baseline``).
-PUBLIC_DO_CONV = 'DOConv-public-style'
-
-
-class PublicStyleDOConv(nn.Module):
-    """DO-Conv composed the way the public reference code does it.
-
-    Only for ``--public-baseline``: same maths as :class:`DOConv` for
-    groups=1, but the kernel is composed each call with
-    ``torch.einsum('ims,ois->oim', D, W)`` over a (C_out, C_in, D_mul) ``W``
-    and autograd's default backward, as in the authors' released layer, so
-    the benchmark can show what the chosen composition saves on this
-    machine. Not registered, not exported.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int,
-                 kernel_size: int, stride: int, padding: int,
-                 dilation: int) -> None:
-        super().__init__()
-        taps = kernel_size * kernel_size
-        self.kernel_shape = (out_channels, in_channels, kernel_size,
-                             kernel_size)
-        self.conv_args = dict(stride=stride, padding=padding,
-                              dilation=dilation)
-        self.W = nn.Parameter(
-            torch.randn(out_channels, in_channels, taps) * 0.01)
-        self.D = nn.Parameter(torch.zeros(in_channels, taps, taps))
-        self.register_buffer('D_diag',
-                             torch.eye(taps).repeat(in_channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        D = self.D + self.D_diag
-        kernel = torch.einsum('ims,ois->oim', D, self.W)
-        return nn.functional.conv2d(x, kernel.reshape(self.kernel_shape),
-                                    **self.conv_args)
-
-
-def build_layer(shape: ConvShape, cfg: Optional[dict]) -> nn.Module:
-    """A plain conv (``cfg=None``) or a variant via ``build_conv_layer``."""
-    if cfg is not None and cfg['type'] == PUBLIC_DO_CONV:
+def build_layer(shape: ConvShape, name: Optional[str]) -> nn.Module:
+    """A plain conv (``name=None``), a baseline, or a registered variant
+    built through ``build_conv_layer`` with its defaults."""
+    geometry = dict(stride=shape.stride, padding=shape.padding,
+                    dilation=shape.dilation)
+    if name == PUBLIC_DO_CONV:
+        if shape.groups != 1:
+            raise ValueError(f'{PUBLIC_DO_CONV} is written for groups=1.')
         return PublicStyleDOConv(shape.in_channels, shape.out_channels,
-                                 shape.kernel_size, shape.stride,
-                                 shape.padding, shape.dilation)
+                                 shape.kernel_size, **geometry)
+    if name == TIMM_COND_CONV:
+        return TimmCondConv(shape.in_channels, shape.out_channels,
+                            shape.kernel_size, groups=shape.groups,
+                            **geometry)
     return build_conv_layer(
-        cfg, shape.in_channels, shape.out_channels, shape.kernel_size,
-        stride=shape.stride, padding=shape.padding, dilation=shape.dilation,
-        groups=1, bias=False)
-
-
-def trainable_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+        None if name is None else dict(type=name), shape.in_channels,
+        shape.out_channels, shape.kernel_size, groups=shape.groups,
+        bias=False, **geometry)
 
 
 def clear_gradients(layer: nn.Module, x: torch.Tensor) -> None:
@@ -185,66 +157,28 @@ def eval_forward(layer: nn.Module, x: torch.Tensor) -> None:
 
 def peak_train_bytes(layer: nn.Module, x: torch.Tensor,
                      grad_out: torch.Tensor) -> int:
-    """Peak bytes allocated during one train step, above what existed before.
-
-    From the profiler's memory timeline (every tensor allocation and free,
-    by category), exported as JSON: the maximum total minus the total at
-    the first sample (parameters and the input).
-    """
+    """Peak bytes of one train step above what was alive before it."""
     clear_gradients(layer, x)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                 record_shapes=True, with_stack=True) as prof:
-        layer(x).backward(grad_out)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # Deprecated in favour of a CUDA-only API; still the CPU timeline.
-        warnings.simplefilter('ignore', FutureWarning)
-        path = os.path.join(tmp, 'memory_timeline.json')
-        prof.export_memory_timeline(path, device='cpu')
-        with open(path) as f:
-            _, sizes = json.load(f)
-    totals = [sum(sample) for sample in sizes] or [0]
-    return max(totals) - totals[0]
-
-
-def median_times(calls: Dict[str, Callable[[], None]], repeats: int,
-                 clock: Callable[[], float]) -> Dict[str, float]:
-    """Interleaved timing: warm each call once, then ``repeats`` rounds."""
-    for call in calls.values():
-        call()
-    samples: Dict[str, List[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = clock()
-            call()
-            samples[name].append(clock() - start)
-    return {name: statistics.median(v) * 1e3 for name, v in samples.items()}
-
-
-def available_variants() -> Tuple[List[Tuple[str, dict]], Dict[str, str]]:
-    found, missing = [], {}
-    for name, extra in VARIANTS:
-        if MODELS.get(name) is None:
-            missing[name] = 'not registered'
-        else:
-            found.append((name, extra))
-    return found, missing
+    return peak_memory_bytes(lambda: layer(x).backward(grad_out),
+                             cuda=x.is_cuda)
 
 
 def benchmark_shape(shape: ConvShape,
-                    variants: Sequence[Tuple[str, dict]],
+                    variants: Sequence[str],
                     repeats: int,
-                    clock: Callable[[], float] = time.perf_counter
-                    ) -> List[dict]:
+                    clock: Callable[[], float] = time.perf_counter,
+                    device: str = 'cpu') -> List[dict]:
     """Measure every variant and the plain conv on one shape."""
+    cuda = device.startswith('cuda')
     # A layer inside a network: its input needs a gradient too.
     x = torch.randn(shape.batch, shape.in_channels, shape.height,
-                    shape.width, requires_grad=True)
-    plain = build_layer(shape, None)
+                    shape.width, device=device, requires_grad=True)
+    plain = build_layer(shape, None).to(device)
     grad_out = torch.randn_like(plain(x).detach())
     layers, errors = {}, {}
-    for name, extra in variants:
+    for name in variants:
         try:
-            layers[name] = build_layer(shape, dict(type=name, **extra))
+            layers[name] = build_layer(shape, name).to(device)
         except (ValueError, TypeError, RuntimeError) as err:
             errors[name] = f'{type(err).__name__}: {err}'
 
@@ -252,24 +186,23 @@ def benchmark_shape(shape: ConvShape,
     for name, layer in layers.items():
         train_calls[name] = (
             lambda layer=layer: train_step(layer, x, grad_out))
-    train_ms = median_times(train_calls, repeats, clock)
+    train_s = interleaved_medians(train_calls, repeats, clock, cuda=cuda)
 
     plain.eval()
     eval_calls = {'plain': lambda: eval_forward(plain, x)}
-    folded = {}
     for name, layer in layers.items():
         layer.eval()
         eval_calls[name] = lambda layer=layer: eval_forward(layer, x)
         if is_foldable(layer):
-            folded[name] = layer.fold()
             eval_calls[name + ':folded'] = (
-                lambda conv=folded[name]: eval_forward(conv, x))
-    eval_ms = median_times(eval_calls, repeats, clock)
+                lambda conv=layer.fold(): eval_forward(conv, x))
+    eval_s = interleaved_medians(eval_calls, repeats, clock, cuda=cuda)
 
     plain.train()
     plain_peak = peak_train_bytes(plain, x, grad_out)
+    params_plain = count_parameters(plain, trainable_only=True)
     rows = []
-    for name, _ in variants:
+    for name in variants:
         row = dict(shape=asdict(shape), variant=name)
         if name in errors:
             row['error'] = errors[name]
@@ -277,19 +210,19 @@ def benchmark_shape(shape: ConvShape,
             continue
         layer = layers[name].train()
         peak = peak_train_bytes(layer, x, grad_out)
-        folded_ms = eval_ms.get(name + ':folded')
+        folded = eval_s.get(name + ':folded')
         row.update(
-            params=trainable_parameters(layer),
-            params_plain=trainable_parameters(plain),
-            train_ms=train_ms[name],
-            train_ms_plain=train_ms['plain'],
-            train_ratio=train_ms[name] / train_ms['plain'],
-            eval_unfolded_ms=eval_ms[name],
-            eval_folded_ms=folded_ms,
-            eval_plain_ms=eval_ms['plain'],
-            eval_unfolded_ratio=eval_ms[name] / eval_ms['plain'],
-            eval_folded_ratio=(None if folded_ms is None else folded_ms /
-                               eval_ms['plain']),
+            params=count_parameters(layer, trainable_only=True),
+            params_plain=params_plain,
+            train_ms=train_s[name] * 1e3,
+            train_ms_plain=train_s['plain'] * 1e3,
+            train_ratio=train_s[name] / train_s['plain'],
+            eval_unfolded_ms=eval_s[name] * 1e3,
+            eval_folded_ms=None if folded is None else folded * 1e3,
+            eval_plain_ms=eval_s['plain'] * 1e3,
+            eval_unfolded_ratio=eval_s[name] / eval_s['plain'],
+            eval_folded_ratio=(None if folded is None else folded /
+                               eval_s['plain']),
             peak_train_mb=peak / 2**20,
             peak_train_mb_plain=plain_peak / 2**20,
             peak_train_ratio=peak / plain_peak if plain_peak else None,
@@ -298,28 +231,57 @@ def benchmark_shape(shape: ConvShape,
     return rows
 
 
-def format_table(rows: Sequence[dict]) -> str:
-    """A fixed-width text table of the ratios."""
-    header = (f'{"shape":30s} {"variant":19s} {"params":>9s} {"train":>6s} '
-              f'{"eval":>6s} {"folded":>6s} {"peakMB":>8s} {"mem":>5s}')
-    lines = [header, '-' * len(header)]
+def _ratio(value: Optional[float]) -> str:
+    return 'n/a' if value is None else f'{value:.2f}'
 
-    def ratio(value: Optional[float]) -> str:
-        return '   n/a' if value is None else f'{value:6.2f}'
 
+def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
+    """The ratios as a table (text, or Markdown for the README)."""
+    header = ['shape', 'variant', 'params', 'train', 'eval', 'folded',
+              'peak MB', 'mem']
+    cells = []
     for row in rows:
-        shape = row['shape']['name']
         if 'error' in row:
-            lines.append(f'{shape:30s} {row["variant"]:19s} {row["error"]}')
+            cells.append([row['shape']['name'], row['variant'],
+                          row['error'][:60], '', '', '', '', ''])
             continue
-        lines.append(
-            f'{shape:30s} {row["variant"]:19s} {row["params"]:9d} '
-            f'{ratio(row["train_ratio"])} {ratio(row["eval_unfolded_ratio"])}'
-            f' {ratio(row["eval_folded_ratio"])} '
-            f'{row["peak_train_mb"]:8.2f} {ratio(row["peak_train_ratio"])}')
-    lines.append('ratios to nn.Conv2d of the same shape (medians of '
-                 'interleaved repeats); peakMB: one train step.')
-    return '\n'.join(lines)
+        cells.append([
+            row['shape']['name'], row['variant'], row['params'],
+            _ratio(row['train_ratio']), _ratio(row['eval_unfolded_ratio']),
+            _ratio(row['eval_folded_ratio']), f'{row["peak_train_mb"]:.2f}',
+            _ratio(row['peak_train_ratio'])
+        ])
+    return format_table(header, cells, markdown=markdown)
+
+
+def selected_variants(names: Optional[Sequence[str]],
+                      public_baseline: bool) -> List[str]:
+    """The rows to measure: every registered variant (or ``names``), then
+    the baselines (timm's CondConv2d when installed; the public DO-Conv with
+    ``public_baseline``).
+
+    Raises:
+        ValueError: a name is neither a registered variant nor a baseline,
+            or names timm's CondConv2d without timm installed.
+    """
+    known = list(conv_variants()) + [TIMM_COND_CONV, PUBLIC_DO_CONV]
+    if names:
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ValueError(f'--variants: unknown {unknown}; choose from '
+                             f'{known}.')
+        if TIMM_COND_CONV in names and not timm_available():
+            raise ValueError(
+                f'--variants {TIMM_COND_CONV} needs timm: pip install '
+                '"mmconvplug[bench]" (or pip install timm).')
+        wanted = set(names)
+    else:
+        wanted = set(known) - {PUBLIC_DO_CONV}
+        if not timm_available():
+            wanted.discard(TIMM_COND_CONV)
+    if public_baseline:
+        wanted.add(PUBLIC_DO_CONV)
+    return [name for name in known if name in wanted]
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -329,73 +291,56 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--shapes', choices=sorted(SHAPE_SETS),
                         default='mission',
                         help='shape set (default: mission)')
-    parser.add_argument('--json', metavar='OUT',
-                        help='also write the results as JSON to OUT')
-    parser.add_argument('--repeats', type=int, default=5,
-                        help='timed repeats per measurement (default 5)')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='torch CPU threads (default 2)')
     parser.add_argument('--variants', nargs='+', metavar='NAME',
-                        help='measure only these registry names '
-                        '(default: every registered variant)')
+                        help='measure only these (registered variants, '
+                        f'{TIMM_COND_CONV}, {PUBLIC_DO_CONV}; default: every '
+                        'registered variant, and timm when installed)')
     parser.add_argument('--public-baseline', action='store_true',
                         help='also time DO-Conv composed as in the public '
                         'reference code (einsum, autograd backward)')
-    parser.add_argument('--cpu-time', action='store_true',
-                        help='time with the process CPU clock instead of '
-                        'wall time: robust on a shared machine with '
-                        '--threads 1 (with more threads it adds their '
-                        'busy-waiting)')
     parser.add_argument('--quick', action='store_true',
                         help='tiny shapes, 2 repeats: a smoke run')
+    add_measurement_options(parser)
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f'--repeats must be >= 1, got {args.repeats}.')
-    if args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}.')
+    args.clock, args.device = measurement_setup(parser, args)
     return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    clock, device = args.clock, args.device
     shapes = QUICK_SHAPES if args.quick else SHAPE_SETS[args.shapes]
     repeats = 2 if args.quick else args.repeats
-    clock = time.process_time if args.cpu_time else time.perf_counter
-    variants, missing = available_variants()
-    if args.variants:
-        known = [name for name, _ in VARIANTS]
-        unknown = sorted(set(args.variants) - set(known))
-        if unknown:
-            raise ValueError(
-                f'--variants: unknown {unknown}; choose from {known}.')
-        variants = [v for v in variants if v[0] in args.variants]
-    if args.public_baseline:
-        variants.append((PUBLIC_DO_CONV, {}))
+    variants = selected_variants(args.variants, args.public_baseline)
     torch.manual_seed(0)
     rows = []
     for shape in shapes:
-        rows.extend(benchmark_shape(shape, variants, repeats, clock))
+        rows.extend(benchmark_shape(shape, variants, repeats, clock, device))
         print(f'measured {shape.name}', flush=True)
-    print(format_table(rows))
-    if missing:
-        print('not measured: ' + ', '.join(
-            f'{name} ({why})' for name, why in missing.items()))
+    print(format_results(rows, markdown=args.markdown))
+    print('ratios to nn.Conv2d of the same shape (medians of interleaved '
+          'repeats); peak MB: one train step.')
+    if not timm_available():
+        print(f'not measured: {TIMM_COND_CONV} (pip install timm)')
     if args.json:
         report = dict(
             meta=dict(
                 date=datetime.datetime.now(
                     datetime.timezone.utc).isoformat(),
                 torch=torch.__version__,
+                device=device,
                 threads=args.threads,
                 repeats=repeats,
                 shapes='quick' if args.quick else args.shapes,
                 timing=f'median of interleaved {clock.__name__} repeats, '
-                'one warm-up call each',
-                memory='torch.profiler memory timeline of one train step '
-                '(export_memory_timeline, device cpu): peak live tensor '
-                'bytes minus those alive at its start',
-                missing_variants=missing),
+                'one warm-up call each' + (' (CUDA events)'
+                                           if device != 'cpu' else ''),
+                memory=('torch.cuda.max_memory_allocated'
+                        if device != 'cpu' else
+                        'torch.profiler memory timeline of one train step '
+                        '(export_memory_timeline, device cpu)') +
+                ': peak live tensor bytes minus those alive at its start',
+                variants=variants),
             results=rows)
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=2)

@@ -23,23 +23,22 @@ fewer timing rounds. The table is printed; ``--json`` writes the figures.
 """
 import argparse
 import copy
+import functools
 import inspect
 import json
 import os.path as osp
-import statistics
-import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
+from mmconvplug.analysis import (TensorModeForward, count_flops,
+                                 count_parameters, default_data_samples,
+                                 format_table, interleaved_medians)
+from mmconvplug.convs.base import conv_variants
 from mmconvplug.fold import fold_model, verify_fold
-from mmconvplug.fold.complexity import (TensorModeForward, count_flops,
-                                        count_parameters)
 from mmconvplug.fold.fold_model import preserved_rng_state
-from mmconvplug.fold.variants import variant_classes
-from mmconvplug.fold.verify import default_data_samples
 
 #: name -> (scope, stock config under <lib>/.mim/configs, input H W,
 #: quick input H W). SSD300's anchors need its 300x300 input.
@@ -98,10 +97,10 @@ def _with_variant(node: Any, conv_cfg: dict, scope: str) -> Any:
 
 def variant_config(stock: Config, variant: str, scope: str) -> Config:
     """The stock config with its convs built as ``variant``."""
-    if variant not in variant_classes():
+    if variant not in conv_variants():
         raise ValueError(
             f'--variant {variant!r} is not a registered mmconvplug conv '
-            f'variant; choose one of {sorted(variant_classes())}.')
+            f'variant; choose one of {sorted(conv_variants())}.')
     cfg = copy.deepcopy(stock)
     cfg.model = _with_variant(cfg.model.to_dict(), dict(type=variant),
                               scope)
@@ -111,24 +110,6 @@ def variant_config(stock: Config, variant: str, scope: str) -> Config:
 def build(cfg: Config, scope: str) -> torch.nn.Module:
     init_default_scope(scope)
     return MODELS.build(copy.deepcopy(cfg.model)).eval()
-
-
-@torch.no_grad()
-def alternating_times(models: Sequence[torch.nn.Module],
-                      inputs: torch.Tensor,
-                      data_samples: Optional[list],
-                      rounds: int) -> List[float]:
-    """Median forward time of each model, timed in alternation."""
-    forwards = [TensorModeForward(m, data_samples) for m in models]
-    for forward in forwards:  # warm-up
-        forward(inputs)
-    samples: List[List[float]] = [[] for _ in models]
-    for _ in range(rounds):
-        for index, forward in enumerate(forwards):
-            start = time.perf_counter()
-            forward(inputs)
-            samples[index].append(time.perf_counter() - start)
-    return [statistics.median(s) for s in samples]
 
 
 def benchmark_model(name: str, variant: str, quick: bool,
@@ -153,8 +134,13 @@ def benchmark_model(name: str, variant: str, quick: bool,
                          generator=torch.Generator().manual_seed(0))
     samples = default_data_samples(trained, inputs)
     verification = verify_fold(trained, folded, inputs, samples)
-    time_folded, time_stock = alternating_times([folded, stock], inputs,
-                                                samples, rounds)
+    with torch.no_grad():
+        seconds = interleaved_medians(
+            {name: functools.partial(TensorModeForward(model, samples),
+                                     inputs)
+             for name, model in (('folded', folded), ('stock', stock))},
+            rounds)
+    time_folded, time_stock = seconds['folded'], seconds['stock']
     return dict(
         model=name,
         variant=variant,
@@ -172,22 +158,20 @@ def benchmark_model(name: str, variant: str, quick: bool,
     )
 
 
-def format_table(rows: List[Dict[str, Any]]) -> str:
-    header = (f'{"model":14s} {"folded":>6s} {"params M":>17s} '
-              f'{"GFLOPs":>17s} {"ms folded/stock":>17s} {"ratio":>6s} '
-              f'{"rel.err":>8s}')
-    lines = [header, '-' * len(header)]
-    for r in rows:
-        lines.append(
-            f'{r["model"]:14s} {r["layers_folded"]:6d} '
-            f'{r["params_trained"] / 1e6:8.2f}>{r["params_folded"] / 1e6:8.2f} '
-            f'{r["flops_trained"] / 1e9:8.2f}>{r["flops_folded"] / 1e9:8.2f} '
-            f'{r["time_folded_s"] * 1e3:8.1f}/{r["time_stock_s"] * 1e3:8.1f} '
-            f'{r["time_ratio_folded_vs_stock"]:6.3f} '
-            f'{r["max_rel_error"]:8.1e}')
-    lines.append('params / GFLOPs: trained form > folded; ratio: folded vs '
-                 'stock plain model inference time (target <= 1.02)')
-    return '\n'.join(lines)
+def format_results(rows: List[Dict[str, Any]],
+                   markdown: bool = False) -> str:
+    """The figures as a table (text, or Markdown for the README)."""
+    header = ['model', 'layers folded', 'M params trained > folded',
+              'GFLOPs trained > folded', 'ms folded / stock', 'ratio',
+              'rel. error']
+    cells = [[
+        r['model'], r['layers_folded'],
+        f'{r["params_trained"] / 1e6:.2f} > {r["params_folded"] / 1e6:.2f}',
+        f'{r["flops_trained"] / 1e9:.2f} > {r["flops_folded"] / 1e9:.2f}',
+        f'{r["time_folded_s"] * 1e3:.1f} / {r["time_stock_s"] * 1e3:.1f}',
+        f'{r["time_ratio_folded_vs_stock"]:.3f}', f'{r["max_rel_error"]:.1e}'
+    ] for r in rows]
+    return format_table(header, cells, markdown=markdown)
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -215,7 +199,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name in args.models:
         rows.append(benchmark_model(name, args.variant, args.quick, rounds))
         print(f'{name}: done', flush=True)
-    print(format_table(rows))
+    print(format_results(rows))
+    print('ratio: folded vs stock plain model inference time (target '
+          '<= 1.02)')
     if args.json:
         with open(args.json, 'w') as file:
             json.dump(dict(threads=torch.get_num_threads(), rows=rows), file,

@@ -1,9 +1,8 @@
 """Fold a BatchNorm into the plain conv right before it (eval statistics).
 
 ``y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta`` is itself a conv
-with weight ``w * s`` and bias ``(b - mean) * s + beta``, ``s = gamma /
-sqrt(var + eps)`` per output channel. The fused conv matches the pair only
-with the BN's *running* statistics, i.e. in eval mode.
+(weights from torch's ``fuse_conv_bn_weights``). The fused conv matches the
+pair only with the BN's *running* statistics, i.e. in eval mode.
 
 Which BN is "directly after" a conv is decided by rules, not by tracing
 (symbolic tracing breaks on mmdet/mmseg's data-dependent forwards):
@@ -26,6 +25,7 @@ from typing import Iterator, Tuple
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .report import FusedNorm
 
@@ -35,12 +35,24 @@ ConvNormPair = Tuple[nn.Module, str, str]
 
 @torch.no_grad()
 def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
-    """Return a new ``nn.Conv2d`` equal to ``bn(conv(x))`` in eval mode."""
-    scale = bn.weight if bn.affine else torch.ones_like(bn.running_var)
-    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_var)
-    factor = scale / torch.sqrt(bn.running_var + bn.eps)
-    conv_bias = (conv.bias if conv.bias is not None else torch.zeros_like(
-        bn.running_mean))
+    """A new ``nn.Conv2d`` equal to ``bn(conv(x))`` with ``bn`` in eval mode.
+
+    The weights come from torch's
+    :func:`torch.nn.utils.fusion.fuse_conv_bn_weights`; the fused conv keeps
+    ``conv``'s geometry, device, dtype and train/eval mode, and always has a
+    bias.
+
+    Args:
+        conv (nn.Conv2d): The conv (its bias may be None).
+        bn (_BatchNorm): The BatchNorm right after it, with running
+            statistics; ``affine=False`` is allowed.
+
+    Returns:
+        nn.Conv2d: The fused conv.
+    """
+    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias,
+                                        bn.running_mean, bn.running_var,
+                                        bn.eps, bn.weight, bn.bias)
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -53,8 +65,8 @@ def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
         padding_mode=conv.padding_mode,
         device=conv.weight.device,
         dtype=conv.weight.dtype)
-    fused.weight.copy_(conv.weight * factor.reshape(-1, 1, 1, 1))
-    fused.bias.copy_((conv_bias - bn.running_mean) * factor + shift)
+    fused.weight.copy_(weight)
+    fused.bias.copy_(bias)
     fused.train(conv.training)
     return fused
 

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from mmconvplug.benchmarks import layers
+from mmconvplug.benchmarks.baselines import TIMM_COND_CONV, timm_available
+from mmconvplug.convs.base import conv_variants
 
 ROW_FIELDS = {
     'shape', 'variant', 'params', 'params_plain', 'train_ms',
@@ -40,8 +42,9 @@ def test_benchmark_layers_quick_run_writes_json(tmp_path, restore_threads,
     rows = report['results']
     measured = {row['variant'] for row in rows if 'error' not in row}
     assert {'DOConv', 'RefConv'} <= measured
-    assert len(rows) == len(layers.QUICK_SHAPES) * (
-        len(layers.VARIANTS) - len(report['meta']['missing_variants']))
+    assert set(report['meta']['variants']) >= set(conv_variants())
+    assert len(rows) == len(layers.QUICK_SHAPES) * len(
+        report['meta']['variants'])
     for row in rows:
         if 'error' in row:
             continue
@@ -51,6 +54,22 @@ def test_benchmark_layers_quick_run_writes_json(tmp_path, restore_threads,
             assert row['eval_folded_ratio'] is not None
             assert row['params_plain'] == row['shape']['in_channels'] * row[
                 'shape']['out_channels'] * 9
+
+
+def test_timm_condconv_row_exactly_when_timm_is_installed():
+    rows = layers.selected_variants(None, public_baseline=False)
+    assert (TIMM_COND_CONV in rows) == timm_available()
+    assert layers.selected_variants(['CondConv'], False) == ['CondConv']
+    with pytest.raises(ValueError, match='unknown'):
+        layers.selected_variants(['NoSuchConv'], False)
+
+
+@pytest.mark.skipif(not timm_available(), reason='timm is not installed')
+def test_timm_condconv_baseline_runs_on_a_grouped_shape():
+    shape = layers.ConvShape('dw', 2, 8, 8, 6, 6, groups=8)
+    layer = layers.build_layer(shape, TIMM_COND_CONV)
+    x = torch.randn(2, 8, 6, 6)
+    assert layer(x).shape == (2, 8, 6, 6)
 
 
 def test_benchmark_layers_rejects_bad_repeats(capsys):

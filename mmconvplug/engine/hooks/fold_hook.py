@@ -21,16 +21,18 @@ the run with :class:`FoldVerificationError`) and, once per run, log
 parameters and FLOPs (mmengine ``FlopAnalyzer``) and the inference time of
 the trained and the folded model.
 """
+import functools
 from typing import Optional
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from mmconvplug.analysis import (TensorModeForward, count_flops,
+                                 count_parameters, eval_mode, format_table,
+                                 interleaved_medians, prepare_inputs)
 from mmconvplug.fold import fold_model, verify_fold
-from mmconvplug.fold.complexity import (count_flops, count_parameters,
-                                        time_forward)
 from mmconvplug.fold.fold_model import preserved_rng_state
-from mmconvplug.fold.verify import eval_mode, prepare_inputs
 from mmconvplug.registry import HOOKS
 
 
@@ -52,7 +54,8 @@ class FoldHook(Hook):
             over the compared outputs (features and raw head outputs).
         log_complexity: once per run, log parameters, FLOPs and inference
             time of the trained and the folded model on the first batch.
-        timing_iters: forwards timed per model for that log.
+        timing_iters: interleaved forwards timed per model for that log
+            (medians reported).
     """
 
     priority = 'BELOW_NORMAL'
@@ -153,7 +156,7 @@ class FoldHook(Hook):
         self.last_verification = result
         runner.logger.info(f'FoldHook: {result} (tolerance {self.tolerance:g})')
         if not result.within(self.tolerance):
-            worst = max(result.per_output, key=lambda item: item[2])
+            worst = result.worst()
             raise FoldVerificationError(
                 f'FoldHook: the folded model differs from the trained one by '
                 f'a relative error of {result.max_rel_error:.3g} (output '
@@ -164,21 +167,25 @@ class FoldHook(Hook):
 
     def _log_complexity(self, runner, data_batch) -> None:
         inputs, samples = prepare_inputs(self._trained, data_batch)
-        lines = ['FoldHook: model complexity on the first batch '
-                 f'(input {tuple(inputs.shape)}):']
-        times = {}
-        with eval_mode(self._trained):
-            for name, model in (('trained', self._trained),
-                                ('folded', self._folded)):
-                params = count_parameters(model)
+        models = dict(trained=self._trained, folded=self._folded)
+        rows = []
+        with eval_mode(*models.values()), torch.no_grad():
+            forwards = {name: functools.partial(
+                TensorModeForward(model, samples), inputs)
+                for name, model in models.items()}
+            seconds = interleaved_medians(forwards, self.timing_iters,
+                                          cuda=inputs.is_cuda)
+            for name, model in models.items():
                 try:
-                    flops = f'{count_flops(model, inputs, samples) / 1e9:.3f} GFLOPs'
+                    flops = f'{count_flops(model, inputs, samples) / 1e9:.3f}'
                 except RuntimeError as error:  # jit trace limits
-                    flops = f'FLOPs unavailable ({error})'.splitlines()[0]
-                times[name] = time_forward(model, inputs, samples,
-                                           iters=self.timing_iters)
-                lines.append(f'  {name:8s}: {params / 1e6:.3f} M params, '
-                             f'{flops}, {times[name] * 1e3:.1f} ms/forward')
-        lines.append('  folded / trained inference time: '
-                     f'{times["folded"] / times["trained"]:.3f}')
-        runner.logger.info('\n'.join(lines))
+                    flops = f'n/a ({error})'.splitlines()[0]
+                rows.append([name, f'{count_parameters(model) / 1e6:.3f}',
+                             flops, f'{seconds[name] * 1e3:.1f}'])
+        table = format_table(['model', 'M params', 'GFLOPs', 'ms/forward'],
+                             rows)
+        runner.logger.info(
+            'FoldHook: model complexity on the first batch (input '
+            f'{tuple(inputs.shape)}, median of {self.timing_iters} '
+            f'interleaved forwards):\n{table}\n  folded / trained '
+            f'inference time: {seconds["folded"] / seconds["trained"]:.3f}')

@@ -1,0 +1,89 @@
+"""mmconvplug.analysis: timing, memory, parameters, output differences,
+tables. No timed assertions: only what the functions count and compute."""
+import pytest
+import torch
+from torch import nn
+
+from mmconvplug.analysis import (compare_outputs, count_flops,
+                                 count_parameters, format_table,
+                                 interleaved_medians, output_difference,
+                                 peak_memory_bytes)
+
+
+def test_interleaved_medians_calls_each_function_per_round_in_order():
+    order = []
+    calls = {name: (lambda name=name: order.append(name)) for name in 'abc'}
+    prepared = []
+    medians = interleaved_medians(calls, repeats=3, warmup=2,
+                                  before_each=lambda: prepared.append(1))
+    assert set(medians) == set('abc')
+    assert all(value >= 0 for value in medians.values())
+    assert order == list('abc') * 5  # 2 warm-up + 3 timed rounds
+    assert len(prepared) == 15
+    with pytest.raises(ValueError, match='repeats must be >= 1'):
+        interleaved_medians(calls, repeats=0)
+
+
+def test_interleaved_medians_are_medians_of_a_fake_clock():
+    ticks = iter([0, 1, 10, 12, 20, 25])  # durations 1, 2, 5
+
+    def clock():
+        return next(ticks)
+
+    medians = interleaved_medians({'x': lambda: None}, repeats=3, warmup=0,
+                                  clock=clock)
+    assert medians == {'x': 2}
+
+
+def test_peak_memory_of_a_train_step_holds_its_activations():
+    conv = nn.Conv2d(8, 8, 3, padding=1)
+    x = torch.randn(1, 8, 256, 256, requires_grad=True)
+    activation = 8 * 256 * 256 * 4  # bytes of the conv output (2 MiB)
+
+    def step():
+        conv(x).relu().sum().backward()
+
+    assert peak_memory_bytes(step) >= activation
+
+
+def test_parameter_counts_and_flops_of_a_conv():
+    conv = nn.Conv2d(4, 8, 3, padding=1, bias=False)
+    frozen = nn.Sequential(conv, nn.BatchNorm2d(8))
+    frozen[1].requires_grad_(False)
+    assert count_parameters(frozen) == 4 * 8 * 9 + 16
+    assert count_parameters(frozen, trainable_only=True) == 4 * 8 * 9
+    # one multiply-add per weight per output pixel
+    assert count_flops(conv, torch.randn(1, 4, 5, 5)) == 4 * 8 * 9 * 25
+
+
+def test_output_difference_of_a_model_with_itself_and_a_perturbed_copy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    x = torch.randn(2, 3, 8, 8)
+    assert output_difference(model, model, x).max_abs_error == 0
+    other = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        other[0].bias.add_(0.5)
+    diff = output_difference(model, other, x)
+    assert diff.max_abs_error == pytest.approx(0.5, abs=1e-6)
+    assert not diff.within(1e-3) and diff.worst()[0] == 'out'
+    assert model.training  # the mode is restored
+
+
+def test_compare_outputs_refuses_different_structures():
+    a = [('out.0', torch.zeros(2, 3))]
+    with pytest.raises(ValueError, match='gives 1 output tensors but'):
+        compare_outputs(a, [])
+    with pytest.raises(ValueError, match=r'shape \(2, 3\)'):
+        compare_outputs(a, [('out.0', torch.zeros(3, 2))])
+
+
+def test_format_table_text_and_markdown():
+    text = format_table(['name', 'value'], [['a', 1], ['bb', 22]])
+    assert 'name' in text and '22' in text and '+' in text
+    markdown = format_table(['name', 'value'], [['a', 1]], markdown=True)
+    lines = markdown.splitlines()
+    assert lines[0].startswith('|') and set(lines[1]) <= set('|:- ')
+    with pytest.raises(ValueError, match='has 1 cells'):
+        format_table(['name', 'value'], [['a']])

@@ -1,0 +1,69 @@
+"""``tools/benchmark.py train`` at a tiny size: the variant models start from
+the plain weights exactly, the run writes its JSON. No timed assertions."""
+import json
+
+import pytest
+import torch
+
+from mmconvplug.benchmarks import train
+from mmconvplug.benchmarks.models import variant_config
+from mmconvplug.convs.base import is_conv_variant
+
+# Batch 2: the tiny SSD's neck has BatchNorm on 1x1 maps.
+TINY_SSD = train.TrainSpec('mmdet', 'configs/demo/ssd_r18_tiny_voc.py', 2,
+                           (96, 96), (2, (96, 96)), ('DOConv', ))
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('variant', ['DOConv', 'RefConv', 'CondConv'])
+def test_variant_from_plain_computes_the_plain_loss(variant):
+    cfg = train.load_config(TINY_SSD.config)
+    plain = train.build_model(cfg, 'mmdet')
+    placed = train.build_model(variant_config(cfg, variant, 'mmdet'),
+                               'mmdet', seed=1)
+    model = train.variant_from_plain(plain, placed)
+    swapped = [n for n, m in model.named_modules() if is_conv_variant(m)]
+    assert swapped == [n for n, m in placed.named_modules()
+                       if is_conv_variant(m)]
+    assert not any(is_conv_variant(m) for m in plain.modules())
+    data = train.fixed_batch(plain, 'mmdet', 2, (96, 96), 20)
+    losses = {}
+    for name, net in (('plain', plain), ('variant', model)):
+        torch.manual_seed(0)
+        losses[name] = train.make_train_step(net, data)()
+    assert losses['variant'] == pytest.approx(losses['plain'], rel=1e-5)
+
+
+def test_variant_from_plain_needs_matching_names():
+    cfg = train.load_config(TINY_SSD.config)
+    plain = train.build_model(cfg, 'mmdet')
+    with pytest.raises(ValueError, match='places no conv variant'):
+        train.variant_from_plain(plain, plain)
+
+
+def test_train_benchmark_tiny_run_writes_json(tmp_path, monkeypatch,
+                                              restore_threads, capsys):
+    monkeypatch.setitem(train.MODEL_SPECS, 'tiny_ssd', TINY_SSD)
+    out = tmp_path / 'train.json'
+    assert train.main(['--models', 'tiny_ssd', '--repeats', '1',
+                       '--threads', '1', '--device', 'cpu', '--json',
+                       str(out)]) == 0
+    assert 'tiny_ssd' in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    (row, ) = report['results']
+    assert row['variant'] == 'DOConv' and row['device'] == 'cpu'
+    assert row['step0_rel_diff'] < 1e-5
+    assert row['train_ratio'] > 0 and row['peak_mb'] > 0
+    assert row['params'] > row['params_plain']  # DO-Conv's D
+
+
+def test_train_benchmark_rejects_unknown_variant(capsys):
+    with pytest.raises(SystemExit):
+        train.main(['--variants', 'NoSuchConv'])
+    assert 'not registered conv variants' in capsys.readouterr().err
