@@ -17,18 +17,9 @@ import argparse
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from mmconvplug.datagen import (make_tiny_cityscapes, make_tiny_coco,
-                                make_tiny_coco_keypoints, make_tiny_voc)
-
-#: --which name -> (generator, sub-folder of --root, default (width, height)).
-GENERATORS = {
-    'voc': (make_tiny_voc, '', (128, 128)),
-    'coco': (make_tiny_coco, 'coco', (128, 128)),
-    'coco-keypoints': (make_tiny_coco_keypoints, 'coco_keypoints', (128, 128)),
-    'cityscapes': (make_tiny_cityscapes, 'cityscapes', (128, 64)),
-}
+from mmconvplug.datagen import TINY_DATASETS, make_tiny_dataset
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,7 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='output folder (default: data/tiny)')
     parser.add_argument('--which', nargs='+', default=['voc', 'coco',
                                                        'cityscapes'],
-                        choices=sorted(GENERATORS),
+                        choices=sorted(TINY_DATASETS),
                         help='datasets to write (default: voc coco cityscapes)')
     parser.add_argument('--num-train', type=int, default=64,
                         help='training images per dataset (default: 64)')
@@ -53,30 +44,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_datasets(root: str, which: List[str], num_train: int, num_val: int,
-                  size: Optional[List[int]], seed: int) -> Dict[str, dict]:
-    """Write each dataset in ``which``; return the generators' path dicts."""
-    written = {}
-    for name in which:
-        if name not in GENERATORS:
-            raise ValueError(
-                f'which={name!r} is not a tiny dataset; choose from '
-                f'{sorted(GENERATORS)}.')
-        make, sub, default_size = GENERATORS[name]
-        written[name] = make(
-            osp.join(root, sub) if sub else root, num_train=num_train,
-            num_val=num_val, size=tuple(size) if size else default_size,
-            seed=seed)
-    return written
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     for name in args.which:
         start = time.perf_counter()
         try:
-            paths = make_datasets(args.root, [name], args.num_train,
-                                  args.num_val, args.size, args.seed)[name]
+            paths = make_tiny_dataset(name, args.root, args.num_train,
+                                      args.num_val, args.size, args.seed)
         except ValueError as err:
             print(f'error: {err}', file=sys.stderr)
             return 2

@@ -152,17 +152,6 @@ def polygon_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-#: COCO keypoint order (the 17 names of COCO's ``person`` category).
-COCO_KEYPOINT_NAMES = [
-    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
-    'left_shoulder', 'right_shoulder', 'left_elbow', 'right_elbow',
-    'left_wrist', 'right_wrist', 'left_hip', 'right_hip', 'left_knee',
-    'right_knee', 'left_ankle', 'right_ankle'
-]
-#: COCO's skeleton (1-based keypoint indices), as in the real annotation file.
-COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12],
-                 [7, 13], [6, 7], [6, 8], [7, 9], [8, 10], [9, 11], [2, 3],
-                 [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
 _LIMBS = [(5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14),
           (14, 16)]
 

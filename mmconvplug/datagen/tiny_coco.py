@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .shapes import (COCO_KEYPOINT_NAMES, COCO_SKELETON, DrawnObject,
-                     compose_scene, mask_polygons)
+from mmconvplug.keypoint.coco_person_meta import (COCO_PERSON_KEYPOINT_NAMES,
+                                                  COCO_PERSON_SKELETON)
+from .shapes import DrawnObject, compose_scene, mask_polygons
 from .validation import check_generator_args
 
 #: COCO's 80 category names, in id order, and their (non-contiguous) ids.
@@ -64,8 +65,9 @@ def coco_categories() -> List[dict]:
 
 def _person_category() -> dict:
     return dict(id=1, name='person', supercategory='person',
-                keypoints=list(COCO_KEYPOINT_NAMES),
-                skeleton=[list(s) for s in COCO_SKELETON])
+                keypoints=list(COCO_PERSON_KEYPOINT_NAMES),
+                # The json stores the skeleton 1-based.
+                skeleton=[[a + 1, b + 1] for a, b in COCO_PERSON_SKELETON])
 
 
 def _keypoint_triplets(obj: DrawnObject, box: Sequence[float],

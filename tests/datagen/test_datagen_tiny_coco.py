@@ -9,8 +9,9 @@ from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmconvplug.datagen import (COCO_CLASSES, COCO_KEYPOINT_NAMES,
-                                make_tiny_coco, make_tiny_coco_keypoints)
+from mmconvplug.datagen import (COCO_CLASSES, make_tiny_coco,
+                                make_tiny_coco_keypoints)
+from mmconvplug.keypoint import COCO_PERSON_KEYPOINT_NAMES
 
 SIZE = (96, 96)
 
@@ -81,7 +82,7 @@ def test_person_keypoints_are_coco(kpt_files):
     data = json.load(open(kpt_files['keypoints_train']))
     (cat, ) = data['categories']
     assert cat['name'] == 'person' and cat['id'] == 1
-    assert cat['keypoints'] == COCO_KEYPOINT_NAMES
+    assert cat['keypoints'] == list(COCO_PERSON_KEYPOINT_NAMES)
     assert len(cat['skeleton']) == 19
     coco = COCO(kpt_files['keypoints_train'])
     visibilities = []
