@@ -1,12 +1,14 @@
 # SSD300 on COCO with every VGG16 conv a DO-Conv (see the VOC config).
+# Init: the stock config's open-mmlab://vgg16_caffe, loaded key for key.
 _base_ = 'mmdet::ssd/ssd300_coco.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
 model = dict(
-    backbone=dict(
-        type='SSDVGGConvCfg',
-        conv_cfg=dict(type='DOConv'),
-        # From scratch; for ImageNet weights convert a plain VGG16 with
-        # tools/convert_pretrained.py --variant doconv and point a
-        # dict(type='Pretrained', checkpoint=PATH) here.
-        init_cfg=None))
+    backbone=dict(type='SSDVGGConvCfg', conv_cfg=dict(type='DOConv')))
+
+# No silent partial loads: stop the run, naming the keys, if the pretrained
+# init (or a load_from) leaves model tensors unfilled (other than the conv
+# variants' own new tensors) or checkpoint tensors unused (other than the
+# ImageNet classifier).
+default_hooks = dict(
+    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))

@@ -4,12 +4,13 @@
 # every shared pointwise conv stays frozen (train_domain_only=True), so
 # domain 0 keeps its accuracy and the new domain costs only the per-domain
 # parameters logged at build time.
+# Init: the step-1 checkpoint (load_from below), not an ImageNet release.
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
 num_domains = 2
 model = dict(
-    pretrained=None,
+    pretrained=None,  # the weights come from step 1 (load_from below)
     backbone=dict(
         _delete_=True,
         type='MultiDomainResNet26',

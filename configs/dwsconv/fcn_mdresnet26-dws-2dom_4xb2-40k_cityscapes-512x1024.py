@@ -6,12 +6,14 @@
 # (fcn_mdresnet26-dws-2dom-adapt_4xb4-20k_voc12aug-512x512.py) only adds
 # training of domain 1's own parameters; the per-domain parameter overhead
 # is logged when the backbone is built.
+# Init: from scratch; no ImageNet release of the multi-domain ResNet-26
+# exists (the stock open-mmlab://resnet50_v1c is another network).
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb2-40k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
 num_domains = 2
 model = dict(
-    pretrained=None,  # stock: open-mmlab://resnet50_v1c; nothing downloaded
+    pretrained=None,  # no published init (see the header)
     backbone=dict(
         _delete_=True,
         type='MultiDomainResNet26',

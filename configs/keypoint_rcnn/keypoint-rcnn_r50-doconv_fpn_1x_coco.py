@@ -1,7 +1,8 @@
 # Keypoint R-CNN R-50-FPN with DO-Conv (Cao et al. 2020) in the backbone and
 # the keypoint head's conv stack. Train as is; FoldHook / tools/fold.py fold
 # every DOConv into a plain conv, so the folded checkpoint loads into
-# keypoint-rcnn_r50_fpn_1x_coco.py.
+# keypoint-rcnn_r50_fpn_1x_coco.py. Init: torchvision://resnet50, which
+# DO-Conv loads key for key (the plain kernel is its `weight`).
 _base_ = './keypoint-rcnn_r50_fpn_1x_coco.py'
 
 model = dict(

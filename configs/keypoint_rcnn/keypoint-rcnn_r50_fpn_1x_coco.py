@@ -4,15 +4,14 @@
 # keypoint branch of He et al. 2017 / detectron2: RoIAlign 14x14 ->
 # 8 x conv3x3(512) -> deconv + bilinear x2 -> 17 heatmaps of 56x56, spatial
 # softmax cross-entropy on positive RoIs. Metric: box AP + keypoint OKS AP.
-# The backbone starts from scratch here (no pretrained download); set
-# model.backbone.init_cfg to a checkpoint to fine-tune as usual.
+# Init: the stock config's torchvision://resnet50 (ImageNet), as in He et
+# al. and detectron2.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
 model = dict(
     type='KeypointRCNN',
-    backbone=dict(init_cfg=None),
     roi_head=dict(
         type='KeypointRoIHead',
         bbox_head=dict(num_classes=1),
@@ -77,6 +76,13 @@ val_evaluator = dict(
     format_only=False,
     backend_args=backend_args)
 test_evaluator = val_evaluator
+
+# No silent partial loads: stop the run, naming the keys, if the pretrained
+# init (or a load_from) leaves model tensors unfilled (other than conv
+# variants' own new tensors) or checkpoint tensors unused (other than the
+# ImageNet classifier).
+default_hooks = dict(
+    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))
 
 visualizer = dict(
     type='KeypointDetLocalVisualizer',

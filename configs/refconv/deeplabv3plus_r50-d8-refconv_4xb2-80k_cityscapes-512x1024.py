@@ -1,12 +1,17 @@
 # DeepLabv3+ R50-D8 on Cityscapes 512x1024 with every ResNet-50 conv a
-# RefConv.
+# RefConv. Init: the stock config's pretrained='open-mmlab://resnet50_v1c'.
+# RefConv refocuses a pretrained basis: its frozen basis is the buffer
+# `weight`, under the plain conv's key, so the checkpoint's kernels become
+# the basis; the refocusing map starts at zero, so the backbone computes the
+# pretrained network exactly at step 0.
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'  # noqa: E501
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
-model = dict(
-    # No download. RefConv's basis should come from a pretrained kernel:
-    # tools/convert_pretrained.py r50_v1c.pth r50_refconv.pth --variant
-    # refconv --config THIS_CONFIG, then backbone init_cfg=dict(
-    # type='Pretrained', checkpoint='r50_refconv.pth').
-    pretrained=None,
-    backbone=dict(conv_cfg=dict(type='RefConv'), init_cfg=None))
+model = dict(backbone=dict(conv_cfg=dict(type='RefConv')))
+
+# No silent partial loads: stop the run, naming the keys, if the pretrained
+# init (or a load_from) leaves model tensors unfilled (other than the conv
+# variants' own new tensors) or checkpoint tensors unused (other than the
+# ImageNet classifier).
+default_hooks = dict(
+    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))

@@ -1,10 +1,22 @@
 # Faster R-CNN SCNet-50-FPN 1x on COCO (the SCNet paper's detection
-# comparison with ResNet-50).
+# comparison with ResNet-50: the stock faster-rcnn_r50_fpn_1x_coco with the
+# backbone swapped). Init: the official SCNet-50 ImageNet release (the
+# `scnet50` URL of the official code's model_urls), which loads key for key
+# into SCResNet (its `fc` classifier aside).
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
         type='SCResNet',
-        # From scratch; see mask-rcnn_scnet50_fpn_1x_coco.py for weights.
-        init_cfg=None))
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://backseason.oss-cn-beijing.aliyuncs.com/'
+            'scnet/scnet50-dc6a7e87.pth')))
+
+# No silent partial loads: stop the run, naming the keys, if the pretrained
+# init (or a load_from) leaves model tensors unfilled (other than the conv
+# variants' own new tensors) or checkpoint tensors unused (other than the
+# ImageNet classifier).
+default_hooks = dict(
+    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))

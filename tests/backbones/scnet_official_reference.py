@@ -20,8 +20,13 @@ DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
 def _conv(cin, cout, k, stride=1, dilation=1):
     pad = dilation if k == 3 else 0
-    return nn.Conv2d(cin, cout, k, stride=stride, padding=pad,
-                     dilation=dilation, bias=False)
+    return nn.Conv2d(cin,
+                     cout,
+                     k,
+                     stride=stride,
+                     padding=pad,
+                     dilation=dilation,
+                     bias=False)
 
 
 class OfficialSCConv(nn.Module):
@@ -29,11 +34,11 @@ class OfficialSCConv(nn.Module):
 
     def __init__(self, planes, stride, dilation, pooling_r=4):
         super().__init__()
-        self.k2 = nn.Sequential(
-            nn.AvgPool2d(pooling_r, pooling_r),
-            _conv(planes, planes, 3, dilation=dilation), nn.BatchNorm2d(planes))
-        self.k3 = nn.Sequential(
-            _conv(planes, planes, 3, dilation=dilation), nn.BatchNorm2d(planes))
+        self.k2 = nn.Sequential(nn.AvgPool2d(pooling_r, pooling_r),
+                                _conv(planes, planes, 3, dilation=dilation),
+                                nn.BatchNorm2d(planes))
+        self.k3 = nn.Sequential(_conv(planes, planes, 3, dilation=dilation),
+                                nn.BatchNorm2d(planes))
         self.k4 = nn.Sequential(
             _conv(planes, planes, 3, stride=stride, dilation=dilation),
             nn.BatchNorm2d(planes))
@@ -46,8 +51,14 @@ class OfficialSCConv(nn.Module):
 class OfficialSCBottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None,
-                 avd=False, dilation=1, is_first=False):
+    def __init__(self,
+                 inplanes,
+                 planes,
+                 stride=1,
+                 downsample=None,
+                 avd=False,
+                 dilation=1,
+                 is_first=False):
         super().__init__()
         width = planes // 2
         self.conv1_a = _conv(inplanes, width, 1)
@@ -83,19 +94,24 @@ class OfficialSCNet(nn.Module):
     (``v1d=True``: deep stem of width ``base / 2``, avg-down, avd);
     ``dilated=True`` is the official output-stride-8 mode."""
 
-    def __init__(self, depth=50, v1d=False, base=64, dilated=False,
+    def __init__(self,
+                 depth=50,
+                 v1d=False,
+                 base=64,
+                 dilated=False,
                  num_classes=1000):
         super().__init__()
         stem_width = base // 2
         self.avg_down = self.avd = v1d
         self.inplanes = base
         if v1d:
-            self.conv1 = nn.Sequential(
-                _conv(3, stem_width, 3, stride=2), nn.BatchNorm2d(stem_width),
-                nn.ReLU(inplace=True),
-                _conv(stem_width, stem_width, 3), nn.BatchNorm2d(stem_width),
-                nn.ReLU(inplace=True),
-                _conv(stem_width, stem_width * 2, 3))
+            self.conv1 = nn.Sequential(_conv(3, stem_width, 3, stride=2),
+                                       nn.BatchNorm2d(stem_width),
+                                       nn.ReLU(inplace=True),
+                                       _conv(stem_width, stem_width, 3),
+                                       nn.BatchNorm2d(stem_width),
+                                       nn.ReLU(inplace=True),
+                                       _conv(stem_width, stem_width * 2, 3))
         else:
             self.conv1 = nn.Conv2d(3, base, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(base)
@@ -111,29 +127,34 @@ class OfficialSCNet(nn.Module):
             self.layer4 = self._make_layer(base * 8, blocks[3], stride=2)
         self.fc = nn.Linear(base * 8 * 4, num_classes)
 
-    def _make_layer(self, planes, blocks, stride=1, dilation=1,
-                    is_first=True):
+    def _make_layer(self, planes, blocks, stride=1, dilation=1, is_first=True):
         downsample = None
         if stride != 1 or self.inplanes != planes * 4:
             layers = []
             if self.avg_down:
                 kernel = stride if dilation == 1 else 1
-                layers.append(nn.AvgPool2d(kernel, kernel, ceil_mode=True,
-                                           count_include_pad=False))
+                layers.append(
+                    nn.AvgPool2d(kernel,
+                                 kernel,
+                                 ceil_mode=True,
+                                 count_include_pad=False))
                 layers.append(_conv(self.inplanes, planes * 4, 1))
             else:
                 layers.append(_conv(self.inplanes, planes * 4, 1, stride))
             layers.append(nn.BatchNorm2d(planes * 4))
             downsample = nn.Sequential(*layers)
         first_dilation = 2 if dilation == 4 else 1
-        layers = [OfficialSCBottleneck(self.inplanes, planes, stride,
-                                       downsample, self.avd, first_dilation,
-                                       is_first)]
+        layers = [
+            OfficialSCBottleneck(self.inplanes, planes, stride, downsample,
+                                 self.avd, first_dilation, is_first)
+        ]
         self.inplanes = planes * 4
         for _ in range(1, blocks):
-            layers.append(OfficialSCBottleneck(self.inplanes, planes,
-                                               avd=self.avd,
-                                               dilation=dilation))
+            layers.append(
+                OfficialSCBottleneck(self.inplanes,
+                                     planes,
+                                     avd=self.avd,
+                                     dilation=dilation))
         return nn.Sequential(*layers)
 
     def features(self, x) -> Sequence[torch.Tensor]:
@@ -163,13 +184,16 @@ def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
             value = torch.rand(shape, generator=generator) * 0.5 + 0.75
         else:  # conv / fc: He-scaled so activations stay O(1) in depth
             fan_in = tensor[0].numel()
-            value = torch.randn(shape, generator=generator) * (
-                1.0 / fan_in)**0.5
+            value = torch.randn(shape,
+                                generator=generator) * (1.0 / fan_in)**0.5
         tensor.copy_(value)
     return model.eval()
 
 
-def official_state_dict(depth=50, v1d=False, base=64, seed=0,
+def official_state_dict(depth=50,
+                        v1d=False,
+                        base=64,
+                        seed=0,
                         old_torch=True) -> Dict[str, torch.Tensor]:
     """A state dict in the official checkpoint layout (random values).
 
@@ -179,6 +203,8 @@ def official_state_dict(depth=50, v1d=False, base=64, seed=0,
     model = randomized(OfficialSCNet(depth, v1d=v1d, base=base), seed)
     state = model.state_dict()
     if old_torch:
-        state = {k: v for k, v in state.items()
-                 if not k.endswith('num_batches_tracked')}
+        state = {
+            k: v
+            for k, v in state.items() if not k.endswith('num_batches_tracked')
+        }
     return state

@@ -23,7 +23,10 @@ def _config(name):
 def test_r50_config_describes_a_keypoint_rcnn():
     cfg = _config(R50)
     assert cfg.model.type == 'KeypointRCNN'
-    assert cfg.model.backbone.init_cfg is None  # nothing downloads
+    # The stock ImageNet init (not downloaded here: models below are built
+    # without init_weights()).
+    assert cfg.model.backbone.init_cfg == dict(
+        type='Pretrained', checkpoint='torchvision://resnet50')
     head = cfg.model.roi_head
     assert head.bbox_head.num_classes == 1
     assert head.keypoint_roi_extractor.roi_layer.output_size == 14
