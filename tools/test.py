@@ -17,23 +17,18 @@ training config (or the reverse) instead of testing random weights.
 mmseg: a directory for the predicted maps. ``--show-dir``: painted results.
 """
 import argparse
-import copy
 import os
-import os.path as osp
 import sys
-import time
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS, init_default_scope
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
 import mmconvplug  # noqa: F401  (registers the variants and hooks)
+from mmconvplug.apis import (format_side_by_side, load_test_config, run_test,
+                             test_unfolded_and_folded, with_test_hooks)
 from mmconvplug.fold import FoldCheckpointMismatchError
 from mmconvplug.utils import (CorruptCheckpointError, UntrustedCheckpointError,
                               check_config)
-
-SCOPES = ('mmdet', 'mmseg')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -67,146 +62,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _scope(cfg: Config) -> str:
-    scope = cfg.get('default_scope')
-    if scope not in SCOPES:
-        raise ValueError(
-            f'default_scope={scope!r} in the config: tools/test.py tests '
-            f'mmdet and mmseg models, so it must be one of {SCOPES}. Inherit '
-            "an mmdet:: or mmseg:: base config, or set default_scope.")
-    return scope
-
-
-def _set_outputs(cfg: Config, args: argparse.Namespace, scope: str) -> None:
-    """--out / --show-dir, as mmdet's and mmseg's tools/test.py do them."""
-    if args.show_dir:
-        hooks = cfg.get('default_hooks') or {}
-        if 'visualization' not in hooks:
-            raise ValueError(
-                '--show-dir needs default_hooks.visualization in the config '
-                "(e.g. dict(type='DetVisualizationHook') for mmdet, "
-                "dict(type='SegVisualizationHook') for mmseg).")
-        hooks['visualization']['draw'] = True
-        if scope == 'mmdet':
-            hooks['visualization']['test_out_dir'] = osp.abspath(
-                args.show_dir)
-        else:
-            cfg.visualizer['save_dir'] = osp.abspath(args.show_dir)
-    if args.out and scope == 'mmdet' and not args.out.endswith(
-            ('.pkl', '.pickle')):
-        raise ValueError(f'--out {args.out!r}: mmdet predictions are dumped '
-                         'as a pickle; use a .pkl path.')
-    if args.out and scope == 'mmseg':
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
-
-
-def _with_hooks(cfg: Config, fold: bool, args: argparse.Namespace) -> Config:
-    """A copy of ``cfg`` with the checkpoint guard and (un)folding set."""
-    cfg = copy.deepcopy(cfg)
-    hooks = [h for h in cfg.get('custom_hooks') or []
-             if h.get('type') not in ('CheckpointGuardHook', )]
-    has_fold_hook = any(h.get('type') == 'FoldHook' for h in hooks)
-    if not fold:
-        hooks = [h for h in hooks if h.get('type') != 'FoldHook']
-    elif not has_fold_hook:
-        hooks.append(
-            dict(type='FoldHook', fuse_bn=args.fuse_bn,
-                 tolerance=args.tolerance))
-    hooks.append(dict(type='CheckpointGuardHook'))
-    cfg.custom_hooks = hooks
-    return cfg
-
-
-def build_config(args: argparse.Namespace) -> Config:
-    """Load the config and apply the command line (as mmdet's test.py)."""
-    if not osp.isfile(args.config):
-        raise ValueError(f'config={args.config!r} does not exist: pass the '
-                         'path of a config file.')
-    if not osp.isfile(args.checkpoint):
-        raise ValueError(f'checkpoint={args.checkpoint!r} does not exist: '
-                         'pass the path of a .pth file.')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    _set_outputs(cfg, args, _scope(cfg))
-    return cfg
-
-
-def run_test(cfg: Config, out: Optional[str] = None) -> Dict[str, float]:
-    """Build a Runner from ``cfg`` in its scope and return its test metrics."""
-    scope = _scope(cfg)
-    __import__(scope)
-    init_default_scope(scope)
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    if out and scope == 'mmdet':
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=out))
-    return runner.test()
-
-
-def _side_by_side(unfolded: Dict[str, float],
-                  folded: Dict[str, float]) -> str:
-    keys = sorted(set(unfolded) | set(folded))
-    width = max([len(k) for k in keys] + [6])
-    lines = [f'{"metric":{width}s}  {"unfolded":>12s}  {"folded":>12s}  '
-             f'{"diff":>10s}']
-    for key in keys:
-        a, b = unfolded.get(key), folded.get(key)
-        numeric = isinstance(a, (int, float)) and isinstance(b, (int, float))
-        diff = f'{b - a:+10.4f}' if numeric else f'{"":>10s}'
-        lines.append(f'{key:{width}s}  {_fmt(a):>12s}  {_fmt(b):>12s}  '
-                     f'{diff}')
-    return '\n'.join(lines)
-
-
-def _fmt(value) -> str:
-    return f'{value:.4f}' if isinstance(value, (int, float)) else str(value)
-
-
-def _compare(cfg: Config, args: argparse.Namespace) -> Dict[str, dict]:
-    """Test as trained, then folded; return both runs' metrics."""
-    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
-    metrics = {}
-    for name, fold in (('unfolded', False), ('folded', True)):
-        run_cfg = _with_hooks(cfg, fold, args)
-        run_cfg.work_dir = osp.join(cfg.work_dir, name)
-        run_cfg.experiment_name = f'{name}_{stamp}'
-        if args.out and _scope(cfg) == 'mmseg':
-            run_cfg.test_evaluator['output_dir'] = osp.join(args.out, name)
-        out = (None if not args.out else
-               f'{osp.splitext(args.out)[0]}_{name}{osp.splitext(args.out)[1]}')
-        metrics[name] = run_test(run_cfg, out)
-    return metrics
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        cfg = build_config(args)
+        cfg = load_test_config(args.config, args.checkpoint,
+                               args.cfg_options, args.work_dir,
+                               args.launcher, args.out, args.show_dir)
         check_config(cfg, phase='test')
     except (ValueError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     try:
         if not args.compare:
-            run_test(_with_hooks(cfg, not args.no_fold, args), args.out)
+            run_test(with_test_hooks(cfg, not args.no_fold, args.fuse_bn,
+                                     args.tolerance), args.out)
             return 0
-        metrics = _compare(cfg, args)
+        metrics = test_unfolded_and_folded(cfg, args.fuse_bn,
+                                           args.tolerance, args.out)
     except (FoldCheckpointMismatchError, CorruptCheckpointError,
             UntrustedCheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    print(_side_by_side(metrics['unfolded'], metrics['folded']))
+    print(format_side_by_side(metrics['unfolded'], metrics['folded']))
     return 0
 
 
