@@ -8,7 +8,8 @@ the stock model has plain convs, under the same keys, so the folded weights
 load into the model built without it). A model type registered as a
 deprecated alias (it offers a ``replacement_cfg`` classmethod, e.g.
 ``SSDVGGConvCfg``) is first rewritten into its replacement. mmconvplug's
-own hooks (``FoldHook``, ``CheckpointGuardHook``) are dropped, and when
+own hooks (``FoldHook``, ``CheckpointGuardHook``, ``CheckpointKeysHook``;
+in ``custom_hooks`` or ``default_hooks``) are dropped, and when
 nothing in the config needs the plugin any more, ``mmconvplug`` is removed
 from ``custom_imports``: the deploy config then runs with stock mmdet /
 mmseg tools, and for a model whose variants all came from ``conv_swap`` it
@@ -25,7 +26,7 @@ from mmconvplug.swap.build_hook import CONV_SWAP_KEY
 from .report import FoldReport
 
 #: Our hooks that only make sense with the unfolded model and the plugin.
-PLUGIN_ONLY_HOOKS = ('FoldHook', 'CheckpointGuardHook')
+PLUGIN_ONLY_HOOKS = ('FoldHook', 'CheckpointGuardHook', 'CheckpointKeysHook')
 
 
 def mmconvplug_type_names() -> Set[str]:
@@ -126,6 +127,13 @@ def make_deploy_config(cfg: Config, report: FoldReport,
         hook for hook in deploy.get('custom_hooks') or []
         if _short(hook.get('type')) not in PLUGIN_ONLY_HOOKS
     ]
+    if isinstance(deploy.get('default_hooks'), dict):
+        deploy['default_hooks'] = {
+            name: hook
+            for name, hook in deploy['default_hooks'].items()
+            if not (isinstance(hook, dict)
+                    and _short(hook.get('type')) in PLUGIN_ONLY_HOOKS)
+        }
     deploy['load_from'] = None
     deploy['resume'] = False
     if deploy.get('custom_imports') and not _uses_types(

@@ -370,3 +370,19 @@ def test_wrong_depth_scnet_checkpoint_stops_the_run_naming_the_keys(
     assert not torch.equal(after['layer1.0.conv1_a.weight'],
                            loaded['layer1.0.conv1_a.weight'])
     assert set(after) == set(before)
+
+
+def test_deploy_config_of_a_paper_config_needs_no_plugin():
+    """The strict key check is a training-side hook: the deploy config of
+    a folded paper model drops it and stays a stock, plugin-free config."""
+    from mmconvplug import fold_model
+    from mmconvplug.fold.deploy_config import make_deploy_config
+    cfg = _config('doconv/ssd300_vgg16-doconv_8xb8-24e_voc0712.py')
+    assert cfg.default_hooks.checkpoint_keys.type == 'CheckpointKeysHook'
+    init_default_scope('mmdet')
+    folded, report = fold_model(
+        MODELS.build(cfg.model), return_report=True, plain_conv_only=True)
+    deploy = make_deploy_config(cfg, report, ['DOConv'])
+    assert 'checkpoint_keys' not in deploy.default_hooks
+    assert 'logger' in deploy.default_hooks  # the stock hooks stay
+    assert 'custom_imports' not in deploy
