@@ -73,7 +73,7 @@ def info_lines(short: bool = False) -> List[str]:
     lines.append(f'{"platform":<11} {platform.platform()}')
     for reg_name, names in registered_by_mmconvplug().items():
         lines.append(f'{reg_name:<11} {", ".join(names)}')
-    lines.append(f'{"conv variants":<11} {conv_variant_summary()}')
+    lines.append(f'{"variants":<11} {conv_variant_summary()}')
     from mmconvplug.compat import describe_fixes
     lines.extend(f'{"compat":<11} {line}' for line in describe_fixes())
     return lines

@@ -1,31 +1,40 @@
 """CondConv: a convolution whose kernel is a per-example mix of experts.
 
 Yang et al., "CondConv: Conditionally Parameterized Convolutions for
-Efficient Inference", NeurIPS 2019 (arXiv:1904.04971).
+Efficient Inference", NeurIPS 2019 (arXiv:1904.04971); reference
+implementation: timm's ``layers/cond_conv2d.py``.
 
 For an input ``x`` the layer computes ``conv(x, sum_e r_e(x) W_e) +
 sum_e r_e(x) b_e`` with ``num_experts`` kernels ``W_e`` (and biases ``b_e``)
 and the routing weights ``r(x) = sigmoid(GAP(x) R + c)``, one linear layer
 ``(R, c)`` per CondConv layer. The kernel depends on the input, so no single
-plain conv computes the same function: CondConv does not fold.
+plain conv computes the same function: CondConv does not fold. Its state
+dict (expert stack ``weight`` (E, C_out, C_in / groups, kh, kw), ``bias``
+(E, C_out), ``routing.*``) holds nothing a plain conv checkpoint can fill
+directly; :meth:`CondConv.from_conv` builds one from a plain conv exactly.
 
-Three exact ways compute the batch; :meth:`CondConv.choose_strategy` picks the
-cheapest for the shape at hand (``strategy='auto'``), or a fixed one is used:
+Four exact ways compute the batch (``strategy``):
 
+``unfold``
+    each example's patches (``F.unfold``) times its own kernel, one batched
+    matrix product for the whole batch (per group). No per-example conv
+    calls and no kernel reorder per call; an extra pass over k*k times the
+    input. Batch-size agnostic, so also the traced/exported computation.
+``grouped``
+    timm's formulation: the batch folded into channels and one grouped
+    conv with a group per example.
 ``per_example``
-    build each example's kernel (``B`` small mixes) and run one dense conv per
-    example (for an unpadded ungrouped 1x1 conv: one batched matmul). Same
-    arithmetic as a plain conv plus ``B`` call overheads; the best choice
-    whenever the spatial maps are not tiny.
+    one dense conv per example with its own kernel.
 ``mix_outputs``
     conv the whole batch once with the ``E`` experts stacked as one conv of
-    ``E * out_channels`` outputs, then mix the ``E`` outputs with ``r``. Exact
-    by linearity of the conv in its kernel; ``E`` times the arithmetic but a
-    single call, so it wins on tiny maps with a large batch.
-``grouped``
-    timm's formulation: the batch folded into channels and one grouped conv
-    with a group per example. On CPU it beats ``per_example`` on mid-size
-    maps with a large batch (fewer calls) and loses ~10 % on large maps.
+    ``E * out_channels`` outputs, then mix the ``E`` outputs with ``r``
+    (exact by linearity of the conv in its kernel): ``E`` times the
+    arithmetic in one call.
+
+``strategy='auto'`` applies :meth:`CondConv.choose_strategy`'s rule. While
+tracing or exporting to ONNX the batch size must not enter the graph, so
+``grouped`` (its group count) and ``per_example`` (its Python loop) are
+replaced by ``unfold``, which gives the same result.
 """
 import math
 from typing import Optional, Tuple
@@ -35,48 +44,68 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import MODELS
-from .base import IntOrPair, NonFoldableConvMixin, plain_conv_geometry
+from .base import (IntOrPair, NonFoldableConvMixin, is_exporting,
+                   plain_conv_geometry)
 
 #: Strategy names accepted by ``CondConv(strategy=...)``.
-COND_CONV_STRATEGIES = ('auto', 'per_example', 'mix_outputs', 'grouped')
+COND_CONV_STRATEGIES = ('auto', 'unfold', 'grouped', 'per_example',
+                        'mix_outputs')
 
-#: Cost model of :meth:`CondConv.choose_strategy`, in forward
-#: multiply-accumulates (MACs) of a large conv. Fitted to train-step timings
-#: on CPU (torch 2.13, one thread, ~0.7 ns per forward MAC of a train step):
-#: what each example adds to ``per_example`` (its own conv calls, ~2.4 ms)
-#: and to ``grouped`` (~1.7 ms), what it adds to ``mix_outputs`` (mixing
-#: E outputs, ~0.5 ms), and how much slower the grouped conv runs the same
-#: arithmetic on large maps (~10 %).
-PER_EXAMPLE_OVERHEAD_MACS = 3_300_000
-GROUPED_OVERHEAD_MACS = 2_400_000
-MIX_OVERHEAD_MACS = 700_000
-GROUPED_SLOWDOWN = 1.1
+#: :meth:`CondConv.choose_strategy` takes ``unfold`` when a group's output
+#: channels are at least this many times the output positions per example
+#: (see the rule there).
+UNFOLD_MIN_CHANNELS_PER_POSITION = 4.0
 
 
 @MODELS.register_module()
 class CondConv(NonFoldableConvMixin, nn.Module):
     """Conditionally parameterized conv, a drop-in for ``nn.Conv2d``.
 
+    Input (N, C_in, H, W) -> output (N, C_out, H_out, W_out), sizes as for
+    ``nn.Conv2d``; every expert has the conv's geometry.
+
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation,
-        groups, bias: as for ``nn.Conv2d``; every expert has this geometry.
-        num_experts: number of expert kernels ``E`` (>= 1).
-        strategy: how the batch is computed, one of
-            :data:`COND_CONV_STRATEGIES`; ``'auto'`` picks the cheapest
-            exact strategy per input shape.
-        padding_mode: only ``'zeros'`` (the kernel is built per example and
-            run through ``F.conv2d``, which pads with zeros).
+        in_channels (int): Input channels C_in.
+        out_channels (int): Output channels C_out.
+        kernel_size (int | tuple[int, int]): Kernel size (kh, kw).
+        stride (int | tuple[int, int]): Stride. Defaults to 1.
+        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
+        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
+        groups (int): Groups of every expert. Defaults to 1.
+        bias (bool): One bias (C_out,) per expert, mixed like the kernels.
+            Defaults to True.
+        num_experts (int): Number of expert kernels ``E`` (the paper uses
+            4 to 32). Defaults to 4.
+        strategy (str): How the batch is computed, one of
+            :data:`COND_CONV_STRATEGIES` (see the module docstring); all
+            give the same result. Defaults to ``'auto'``.
+        padding_mode (str): Only ``'zeros'``. Defaults to ``'zeros'``.
+
+    Raises:
+        ValueError: ``num_experts < 1``, an unknown strategy, another
+            padding mode, a bad geometry.
 
     Each expert is initialised as ``nn.Conv2d`` initialises its kernel
     (kaiming-uniform with ``a = sqrt(5)``) and the routing layer as
     ``nn.Linear`` does; :meth:`init_weights` re-applies that, and
     ``ConvModule`` leaves a conv with an ``init_weights`` method alone.
+
+    Example:
+        >>> import torch
+        >>> from mmcv.cnn import build_conv_layer
+        >>> conv = build_conv_layer(dict(type='CondConv', num_experts=4),
+        ...                         8, 16, 3, padding=1)
+        >>> conv(torch.randn(2, 8, 12, 12)).shape
+        torch.Size([2, 16, 12, 12])
+        >>> conv.routing_weights(torch.randn(2, 8, 12, 12)).shape
+        torch.Size([2, 4])
     """
 
     fold_unsupported_reason = (
         'its kernel sum_e r_e(x) W_e depends on the input x through the '
         'routing weights, so no fixed kernel reproduces it; keep CondConv '
-        'at deployment, or train with a foldable variant (DOConv, RefConv).')
+        'at deployment (it traces and exports to ONNX), or train with a '
+        'foldable variant (DOConv, RefConv).')
 
     def __init__(self,
                  in_channels: int,
@@ -118,7 +147,6 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         self.routing = nn.Linear(in_channels, num_experts)
         self.reset_parameters()
 
-    # ------------------------------------------------------------------ init
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Initialise each expert as ``nn.Conv2d`` would, routing as Linear."""
@@ -138,6 +166,172 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         """
         self.reset_parameters()
 
+    # ------------------------------------------------------------- maths
+    def routing_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``r(x) = sigmoid(GAP(x) R + c)``, shape ``(N, num_experts)``.
+
+        GAP is a sum scaled afterwards: the backward of ``mean`` would
+        materialise a full-size ``grad / (H W)`` tensor, a pass over the
+        input as costly as a 1x1 conv's; a sum's backward is a broadcast.
+        """
+        pooled = x.sum(dim=(2, 3)) / (x.shape[2] * x.shape[3])
+        return torch.sigmoid(self.routing(pooled))
+
+    def mixed_kernels(
+        self, routing: torch.Tensor
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Per-example kernels ``(N, C_out, C_in / groups, kh, kw)`` and
+        biases ``(N, C_out)`` (or None): ``sum_e r_e W_e``, ``sum_e r_e b_e``.
+        """
+        kernels = (routing @ self.weight.flatten(1)).view(
+            -1, *self.weight.shape[1:])
+        bias = routing @ self.bias if self.bias is not None else None
+        return kernels, bias
+
+    def output_size(self, height: int, width: int) -> Tuple[int, int]:
+        """Spatial size of the output for an input of ``height x width``."""
+        sizes = []
+        for size, k, s, p, d in zip((height, width), self.kernel_size,
+                                    self.stride, self.padding,
+                                    self.dilation):
+            sizes.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
+        return sizes[0], sizes[1]
+
+    def choose_strategy(self, x: torch.Tensor) -> str:
+        """The strategy ``'auto'`` uses for input ``x``.
+
+        * tracing / ONNX export: ``unfold`` (batch-size agnostic);
+        * one example: ``per_example`` (a plain conv, nothing else);
+        * ``unfold`` when a group's output channels are at least
+          :data:`UNFOLD_MIN_CHANNELS_PER_POSITION` times the output
+          positions per example (deep layers on small maps: 512 channels
+          at 7x7, 1024 at 10x10), else ``grouped``.
+
+        Why: every per-example strategy reads and writes the ``N`` mixed
+        kernels (N * C_out * C_in/groups * kh*kw values), and a conv call
+        on them first reorders each kernel into the conv library's blocked
+        layout, once per example (``per_example``) or for the whole grouped
+        kernel (``grouped``). ``unfold`` skips the reorder and the grouped
+        conv's per-group scheduling but writes k*k copies of the input
+        (N * C_in * kh*kw * L values for L output positions). The kernel
+        term dominates the input term when C_out/groups >> L. Measured in
+        one process (CPU, one thread, batch 8, 3x3, train step; ratios of
+        ``unfold`` to ``grouped``): 0.68 at 512 channels 7x7 (C_out/L =
+        10.4), 0.7-1.0 at C_out/L ~ 5 (256@7x7, 512@10x10, 1024@14x14,
+        128@5x5), 1.0-1.2 at C_out/L ~ 2.6-2.8 (512@14x14, 256@10x10,
+        1024@19x19) and 1.3-2.5 below (256@14x14 ... 64@56x56); for 1x1
+        convs 0.9-0.95 at C_out/L ~ 10 (1024@10x10). Hence the threshold 4.
+        ``per_example`` was never clearly faster than ``grouped`` at batch
+        8 on maps of 7x7 and more. ``mix_outputs`` (E times the arithmetic,
+        no per-example kernels) won on some maps of at most 5x5 (0.49x of
+        ``grouped`` against ``unfold``'s 0.73x at 1024 channels 3x3) and
+        lost on others (1.0x against 0.25x at 64 channels 4x4), so the rule
+        leaves it to an explicit ``strategy='mix_outputs'``.
+        Reproduce with ``python tools/benchmark.py layers --shapes
+        condconv`` (the timm-style column is ``grouped``).
+        """
+        if is_exporting():
+            return 'unfold'
+        batch = x.shape[0]
+        if batch == 1:
+            return 'per_example'
+        out_h, out_w = self.output_size(x.shape[2], x.shape[3])
+        channels_per_position = (self.out_channels / self.groups) / (
+            out_h * out_w)
+        if channels_per_position >= UNFOLD_MIN_CHANNELS_PER_POSITION:
+            return 'unfold'
+        return 'grouped'
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        routing = self.routing_weights(x)
+        strategy = self.strategy
+        if strategy == 'auto':
+            strategy = self.choose_strategy(x)
+        elif is_exporting() and strategy in ('grouped', 'per_example'):
+            strategy = 'unfold'  # theirs would bake the batch size in
+        if strategy == 'mix_outputs':
+            return self._forward_mix_outputs(x, routing)
+        if strategy == 'grouped':
+            return self._forward_grouped(x, routing)
+        if strategy == 'per_example':
+            return self._forward_per_example(x, routing)
+        return self._forward_unfold(x, routing)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor,
+              bias: Optional[torch.Tensor], groups: int) -> torch.Tensor:
+        return F.conv2d(x, weight, bias, self.stride, self.padding,
+                        self.dilation, groups)
+
+    def _forward_unfold(self, x: torch.Tensor,
+                        routing: torch.Tensor) -> torch.Tensor:
+        """``y_n = K_n @ unfold(x_n)`` for all ``n`` in one batched matmul
+        (per group: ``(C_out/g, C_in/g*kh*kw) @ (C_in/g*kh*kw, L)``)."""
+        kernels, bias = self.mixed_kernels(routing)
+        groups = self.groups
+        out_h, out_w = self.output_size(x.shape[2], x.shape[3])
+        if (self.kernel_size == (1, 1) and self.padding == (0, 0)
+                and self.dilation == (1, 1)):
+            if self.stride != (1, 1):
+                x = x[:, :, ::self.stride[0], ::self.stride[1]]
+            columns = x.flatten(2)
+        else:
+            columns = F.unfold(x, self.kernel_size, self.dilation,
+                               self.padding, self.stride)
+        positions = columns.shape[-1]
+        out = torch.matmul(
+            kernels.reshape(-1, groups, self.out_channels // groups,
+                            kernels[0, 0].numel()),
+            columns.reshape(-1, groups, columns.shape[1] // groups,
+                            positions))
+        out = out.reshape(-1, self.out_channels, out_h, out_w)
+        if bias is not None:
+            out = out + bias[:, :, None, None]
+        return out
+
+    def _forward_per_example(self, x: torch.Tensor,
+                             routing: torch.Tensor) -> torch.Tensor:
+        kernels, bias = self.mixed_kernels(routing)
+        # split/unbind (not indexing): their backward concatenates the
+        # examples' gradients instead of summing N zero-padded full copies.
+        biases = bias.unbind(0) if bias is not None else [None] * len(x)
+        outputs = [
+            self._conv(example, kernel, example_bias, self.groups)
+            for example, kernel, example_bias in zip(
+                x.split(1, dim=0), kernels.unbind(0), biases)
+        ]
+        return torch.cat(outputs, dim=0)
+
+    def _forward_grouped(self, x: torch.Tensor,
+                         routing: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        kernels, bias = self.mixed_kernels(routing)
+        out = self._conv(
+            x.reshape(1, batch * channels, height, width),
+            kernels.reshape(batch * self.out_channels, *kernels.shape[2:]),
+            bias.reshape(-1) if bias is not None else None,
+            self.groups * batch)
+        return out.view(batch, self.out_channels, *out.shape[2:])
+
+    def _forward_mix_outputs(self, x: torch.Tensor,
+                             routing: torch.Tensor) -> torch.Tensor:
+        experts, groups = self.num_experts, self.groups
+        out_per_group = self.out_channels // groups
+        # Stack the experts group-major, so that one conv with ``groups``
+        # groups gives, for group g, the E experts' outputs side by side.
+        stacked = self.weight.view(experts, groups, out_per_group,
+                                   *self.weight.shape[2:]).transpose(0, 1)
+        stacked = stacked.reshape(groups * experts * out_per_group,
+                                  *self.weight.shape[2:])
+        out = self._conv(x, stacked, None, groups)
+        out_h, out_w = out.shape[2:]
+        out = out.view(-1, groups, experts, out_per_group, out_h, out_w)
+        mixed = torch.einsum('bgeohw,be->bgohw', out, routing)
+        mixed = mixed.reshape(-1, self.out_channels, out_h, out_w)
+        if self.bias is not None:
+            mixed = mixed + (routing @ self.bias)[:, :, None, None]
+        return mixed
+
+    # --------------------------------------------------------- from_conv
     @classmethod
     def from_conv(cls,
                   conv: nn.Conv2d,
@@ -151,7 +345,17 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         ``j_e`` zero-mean over the experts, so ``sum_e r_e W_e = W`` exactly
         (up to float rounding). The jitter (relative to ``W``'s std) breaks
         the symmetry between experts, which identical experts could never
-        break by gradient descent; ``expert_jitter=0`` gives identical ones.
+        break by gradient descent.
+
+        Args:
+            conv (nn.Conv2d): A plain conv (zero padding).
+            num_experts (int): ``E``. Defaults to 4.
+            expert_jitter (float): Jitter std relative to ``W``'s std; 0
+                gives identical experts. Defaults to 0.01.
+            strategy (str): As for the constructor. Defaults to ``'auto'``.
+
+        Returns:
+            CondConv: on ``conv``'s device and dtype, in its training mode.
         """
         geometry = plain_conv_geometry(
             conv, 'CondConv.from_conv', zero_padding_only=False)
@@ -178,143 +382,13 @@ class CondConv(NonFoldableConvMixin, nn.Module):
             if conv.bias is not None:
                 layer.bias.copy_(scale * conv.bias.detach().unsqueeze(0)
                                  .expand(num_experts, -1))
+        layer.is_init = True
         layer.train(conv.training)
         return layer
 
     def from_conv_kwargs(self) -> dict:
+        """``from_conv`` arguments that rebuild ``E`` and the strategy."""
         return dict(num_experts=self.num_experts, strategy=self.strategy)
-
-    # --------------------------------------------------------------- forward
-    def routing_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """``r(x) = sigmoid(GAP(x) R + c)``, shape ``(B, num_experts)``.
-
-        GAP is a sum scaled afterwards: the backward of ``mean`` would
-        materialise a full-size ``grad / (H W)`` tensor, a pass over the
-        input as costly as a 1x1 conv's; a sum's backward is a broadcast.
-        """
-        pooled = x.sum(dim=(2, 3)) / (x.shape[2] * x.shape[3])
-        return torch.sigmoid(self.routing(pooled))
-
-    def output_size(self, height: int, width: int) -> Tuple[int, int]:
-        """Spatial size of the output for an input of ``height x width``."""
-        sizes = []
-        for size, k, s, p, d in zip((height, width), self.kernel_size,
-                                    self.stride, self.padding,
-                                    self.dilation):
-            sizes.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
-        return sizes[0], sizes[1]
-
-    def choose_strategy(self, x: torch.Tensor) -> str:
-        """The cheapest exact strategy for this input (``strategy='auto'``).
-
-        With ``F`` the MACs of one plain conv over the batch: ``per_example``
-        costs ``F`` plus a per-example overhead, ``grouped`` a little more
-        than ``F`` plus a smaller per-example overhead, ``mix_outputs``
-        ``E * F`` plus a small per-example mixing cost. Large maps (detection)
-        pick ``per_example``, mid-size maps with a large batch ``grouped``,
-        tiny maps with a large batch ``mix_outputs``.
-        """
-        batch = x.shape[0]
-        out_h, out_w = self.output_size(x.shape[2], x.shape[3])
-        macs = (batch * self.out_channels * self.weight[0][0].numel() *
-                out_h * out_w)
-        costs = {
-            'per_example': macs + batch * PER_EXAMPLE_OVERHEAD_MACS,
-            'grouped': GROUPED_SLOWDOWN * macs +
-            batch * GROUPED_OVERHEAD_MACS,
-            'mix_outputs': self.num_experts * macs +
-            batch * MIX_OVERHEAD_MACS,
-        }
-        if batch == 1:
-            return 'per_example'  # one example: a plain conv, nothing else
-        return min(costs, key=costs.get)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        routing = self.routing_weights(x)
-        strategy = self.strategy
-        if strategy == 'auto':
-            strategy = self.choose_strategy(x)
-        if strategy == 'mix_outputs':
-            return self._forward_mix_outputs(x, routing)
-        if strategy == 'grouped':
-            return self._forward_grouped(x, routing)
-        return self._forward_per_example(x, routing)
-
-    def _mixed_kernels(
-        self, routing: torch.Tensor
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Per-example kernels ``(B, out, in/g, kh, kw)`` and biases."""
-        batch = routing.shape[0]
-        kernels = (routing @ self.weight.flatten(1)).view(
-            batch, *self.weight.shape[1:])
-        bias = routing @ self.bias if self.bias is not None else None
-        return kernels, bias
-
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor,
-              bias: Optional[torch.Tensor], groups: int) -> torch.Tensor:
-        return F.conv2d(x, weight, bias, self.stride, self.padding,
-                        self.dilation, groups)
-
-    def _forward_per_example(self, x: torch.Tensor,
-                             routing: torch.Tensor) -> torch.Tensor:
-        kernels, bias = self._mixed_kernels(routing)
-        if self.kernel_size == (1, 1) and self.padding == (0, 0) and \
-                self.groups == 1:
-            return self._pointwise_per_example(x, kernels, bias)
-        # split/unbind (not indexing): their backward concatenates the
-        # examples' gradients instead of summing B zero-padded full copies.
-        biases = bias.unbind(0) if bias is not None else [None] * len(x)
-        outputs = [
-            self._conv(example, kernel, example_bias, self.groups)
-            for example, kernel, example_bias in zip(
-                x.split(1, dim=0), kernels.unbind(0), biases)
-        ]
-        return torch.cat(outputs, dim=0)
-
-    def _pointwise_per_example(self, x: torch.Tensor, kernels: torch.Tensor,
-                               bias: Optional[torch.Tensor]) -> torch.Tensor:
-        """A 1x1 conv per example is a matrix product per example: one
-        batched matmul, without splitting the batch (1x1 convs are memory
-        bound, so the split and concatenation would cost more than the
-        arithmetic)."""
-        if self.stride != (1, 1):
-            x = x[:, :, ::self.stride[0], ::self.stride[1]]
-        batch, channels, out_h, out_w = x.shape
-        out = torch.bmm(kernels.view(batch, self.out_channels, channels),
-                        x.reshape(batch, channels, out_h * out_w))
-        if bias is not None:
-            out = out + bias[:, :, None]
-        return out.view(batch, self.out_channels, out_h, out_w)
-
-    def _forward_grouped(self, x: torch.Tensor,
-                         routing: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = x.shape
-        kernels, bias = self._mixed_kernels(routing)
-        out = self._conv(
-            x.reshape(1, batch * channels, height, width),
-            kernels.reshape(batch * self.out_channels, *kernels.shape[2:]),
-            bias.reshape(-1) if bias is not None else None,
-            self.groups * batch)
-        return out.view(batch, self.out_channels, *out.shape[2:])
-
-    def _forward_mix_outputs(self, x: torch.Tensor,
-                             routing: torch.Tensor) -> torch.Tensor:
-        experts, groups = self.num_experts, self.groups
-        out_per_group = self.out_channels // groups
-        # Stack the experts group-major, so that one conv with ``groups``
-        # groups gives, for group g, the E experts' outputs side by side.
-        stacked = self.weight.view(experts, groups, out_per_group,
-                                   *self.weight.shape[2:]).transpose(0, 1)
-        stacked = stacked.reshape(groups * experts * out_per_group,
-                                  *self.weight.shape[2:])
-        out = self._conv(x, stacked, None, groups)
-        batch, _, out_h, out_w = out.shape
-        out = out.view(batch, groups, experts, out_per_group, out_h, out_w)
-        mixed = torch.einsum('bgeohw,be->bgohw', out, routing)
-        mixed = mixed.reshape(batch, self.out_channels, out_h, out_w)
-        if self.bias is not None:
-            mixed = mixed + (routing @ self.bias)[:, :, None, None]
-        return mixed
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +

@@ -1,36 +1,42 @@
 """DO-Conv: depthwise over-parameterised convolution (Cao et al., 2020).
 
 "DO-Conv: Depthwise Over-parameterized Convolutional Layer", IEEE TIP 2022
-(arXiv:2006.12030). A k x k conv kernel is written as the composition of a
-conventional kernel ``W`` (C_out, C_in / groups, D_mul) and a depthwise
-kernel ``D`` (C_in, k*k, D_mul), one (k*k x D_mul) matrix per *input
-channel*::
+(arXiv:2006.12030; official code github.com/yangyanli/DO-Conv). A k x k
+conv kernel is written as the composition of a conventional kernel ``W``
+(C_out, C_in / groups, D_mul) and a depthwise kernel ``D`` (C_in, k*k,
+D_mul), one (k*k x D_mul) matrix per *input channel*::
 
     kernel[o, c, s] = sum_d D[c_in(o, c), s, d] * W[o, c, d]
+    y = conv(x, kernel) + bias
 
 where ``c_in(o, c)`` is the input channel that slot ``c`` of output ``o``
 reads (its group's offset plus ``c``). ``D = I + D_delta`` with ``D_delta``
-zero-initialised, ``I`` the rectangular (k*k x D_mul) identity, so at step 0
-the layer computes exactly the conv with kernel ``W[..., :k*k]``. This needs
-``D_mul >= k*k``. The same formula covers DO-Conv (groups=1), DO-GConv
-(1 < groups < C_in) and DO-DConv (groups = C_in, any depth multiplier
-C_out / C_in).
+zero-initialised and ``I`` the rectangular (k*k x D_mul) identity, so at
+step 0 the layer computes exactly the conv with kernel ``W[..., :k*k]``;
+this needs ``D_mul >= k*k``. The same formula covers DO-Conv (groups=1),
+DO-GConv (1 < groups < C_in) and DO-DConv (groups = C_in, any depth
+multiplier C_out / C_in). The paper also gives the equivalent "feature
+composition" (``D`` applied to the input patches, then ``W``); composing
+the kernel is cheaper whenever the feature map has more positions than the
+layer has output channels, i.e. almost always.
 
 Storage: ``weight`` holds the first k*k slots of ``W`` in the plain conv's
 layout (C_out, C_in / groups, kh, kw), so a pretrained ``nn.Conv2d`` weight
 loads into a DOConv unchanged and the layer then computes that conv;
 ``weight_extra`` (C_out, C_in / groups, D_mul - k*k) holds the remaining
 slots when ``D_mul > k*k``; ``D_delta`` (C_in, k*k, D_mul) is the trainable
-deviation from the identity. 1x1 kernels have nothing to over-parameterise
-(``D`` would be a scalar per channel, absorbed by ``W``): they hold only
+deviation from the identity. ``D_delta`` and ``weight_extra`` are the
+layer's new tensors (:meth:`~mmconvplug.convs.base.ConvVariantMixin.
+new_tensor_names`). 1x1 kernels have nothing to over-parameterise (``D``
+would be a scalar per channel, absorbed by ``W``): they hold only
 ``weight`` and behave as a plain conv.
 
-Speed: the composition is one batched matrix product over input channels,
-``(C_in, k*k, D_mul) @ (C_in, D_mul, C_out/groups)``, with a hand-written
-backward of one more per gradient; outside training the composed kernel is
-cached (:class:`~mmconvplug.convs.kernel_cache.KernelCache`) so an
-unfolded DOConv evaluates at the cost of a plain conv, and :meth:`fold`
-returns that plain conv.
+Computation: the composition is one batched matrix product over input
+channels with a hand-written backward (:func:`compose_do_kernel`). It runs
+in the parameters' dtype with autocast off (``F.conv2d`` then follows
+autocast), outside training the kernel is cached
+(:class:`~mmconvplug.convs.kernel_cache.KernelCache`), and :meth:`fold`
+returns the plain conv with that kernel.
 """
 import math
 from typing import Optional, Tuple
@@ -42,22 +48,20 @@ from torch.autograd.function import once_differentiable
 
 from mmconvplug.registry import MODELS
 from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
-                   plain_conv_geometry)
+                   full_precision, is_exporting, plain_conv_geometry)
 from .kernel_cache import KernelCache
 
 
 class _ComposeOverParameterisedKernel(torch.autograd.Function):
     """``kernel[o, c, s] = sum_d D[c_in(o, c), s, d] * W[o, c, d]``.
 
-    One batched matrix product over input channels per pass. Orientation
-    and layout were chosen by measurement (CPU, MKL): per input channel the
-    products are (k*k x D_mul) @ (D_mul x C_out/groups), the long side last,
-    which runs ~3x faster than the transposed orientation; ``W`` is read in
-    place through a strided view, and results go back to the conv layout
-    with two cheap copies, each keeping the innermost axis contiguous,
-    instead of one cache-hostile transpose. The backward is written out
-    (one ``bmm`` per gradient) rather than left to autograd's chain of views
-    and copies.
+    One batched matrix product over input channels per pass: per input
+    channel (k*k x D_mul) @ (D_mul x C_out/groups), the long side last,
+    with ``W`` read in place through a strided view (this orientation ran
+    fastest of those tried on CPU/MKL). The results go back to the conv
+    layout with two copies that each keep the innermost axis contiguous.
+    The backward is written out (one ``bmm`` per gradient) rather than left
+    to autograd's chain of views and copies.
     """
 
     @staticmethod
@@ -114,34 +118,74 @@ def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
                       groups: int) -> torch.Tensor:
     """Compose DO-Conv's kernel from ``W`` and ``D`` (functional form).
 
+    Runs with autocast off, in the inputs' common dtype; while tracing or
+    exporting to ONNX it records plain tensor ops (``einsum``) instead of
+    the custom autograd function.
+
     Args:
-        weight: ``W``, shape (C_out, C_in / groups, D_mul).
-        depthwise: ``D``, shape (C_in, k*k, D_mul), one matrix per input
-            channel.
-        groups: the conv's ``groups``.
+        weight (Tensor): ``W``, shape (C_out, C_in / groups, D_mul).
+        depthwise (Tensor): ``D``, shape (C_in, k*k, D_mul), one matrix per
+            input channel.
+        groups (int): the conv's ``groups``.
 
     Returns:
-        The kernel, shape (C_out, C_in / groups, k*k).
+        Tensor: the kernel, shape (C_out, C_in / groups, k*k).
+
+    Example:
+        >>> import torch
+        >>> W, D = torch.randn(16, 8, 9), torch.randn(8, 9, 9)
+        >>> compose_do_kernel(W, D, groups=1).shape
+        torch.Size([16, 8, 9])
     """
-    return _ComposeOverParameterisedKernel.apply(weight, depthwise, groups)
+    dtype = torch.promote_types(weight.dtype, depthwise.dtype)
+    weight, depthwise = weight.to(dtype), depthwise.to(dtype)
+    with full_precision():
+        if is_exporting():
+            out_channels, channels_per_group, d_mul = weight.shape
+            in_channels, taps, _ = depthwise.shape
+            kernel = torch.einsum(
+                'gocd,gcsd->gocs',
+                weight.reshape(groups, out_channels // groups,
+                               channels_per_group, d_mul),
+                depthwise.reshape(groups, in_channels // groups, taps, d_mul))
+            return kernel.reshape(out_channels, channels_per_group, taps)
+        return _ComposeOverParameterisedKernel.apply(weight, depthwise,
+                                                     groups)
 
 
 @MODELS.register_module()
 class DOConv(FoldableConvMixin, nn.Module):
     """Depthwise over-parameterised conv; a drop-in for ``nn.Conv2d``.
 
+    Input (N, C_in, H, W) -> output (N, C_out, H_out, W_out), sizes as for
+    ``nn.Conv2d``.
+
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation,
-        groups, bias: as for ``nn.Conv2d`` (zero padding only).
-        D_mul: depth multiplier of ``D``, i.e. the number of slots of ``W``
-            per input channel. ``None`` (default) uses k*k, the paper's
-            default. Must be ``>= k*k`` so ``D`` can start as the identity.
-            Ignored for 1x1 kernels, which have no ``D``.
+        in_channels (int): Input channels C_in.
+        out_channels (int): Output channels C_out.
+        kernel_size (int | tuple[int, int]): Kernel size (kh, kw).
+        stride (int | tuple[int, int]): Stride. Defaults to 1.
+        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
+        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
+        groups (int): Groups; must divide C_in and C_out (groups = C_in is
+            DO-DConv). Defaults to 1.
+        bias (bool): Learn a bias of shape (C_out,). Defaults to True.
+        D_mul (int, optional): Depth multiplier of ``D``, the number of
+            slots of ``W`` per input channel; must be ``>= kh*kw`` so ``D``
+            can start as the identity. Ignored for 1x1 kernels (no ``D``).
+            Defaults to None, meaning kh*kw (the paper's default).
+
+    Raises:
+        ValueError: ``D_mul < kh*kw``, a bad geometry, or string padding.
 
     Example:
+        >>> import torch
         >>> from mmcv.cnn import build_conv_layer
-        >>> conv = build_conv_layer(dict(type='DOConv'), 64, 64, 3,
+        >>> conv = build_conv_layer(dict(type='DOConv'), 8, 16, 3,
         ...                         padding=1, bias=False)
+        >>> conv(torch.randn(2, 8, 12, 12)).shape
+        torch.Size([2, 16, 12, 12])
+        >>> plain = conv.eval().fold()   # an nn.Conv2d, same outputs
     """
 
     def __init__(self,
@@ -215,11 +259,14 @@ class DOConv(FoldableConvMixin, nn.Module):
         if self.bias is not None:
             self.bias.zero_()
 
+    # ------------------------------------------------------------- maths
     def kernel_sources(self) -> Tuple[torch.Tensor, ...]:
+        """Every tensor the kernel is composed from (the cache's key)."""
         return tuple(t for t in (self.weight, self.weight_extra, self.D_delta)
                      if t is not None)
 
     def compose_kernel(self) -> torch.Tensor:
+        """The conv kernel ``D o W``, shape (C_out, C_in / groups, kh, kw)."""
         if not self.over_parameterised:
             return self.weight
         out_channels, channels_per_group, kh, kw = self.weight.shape
@@ -240,13 +287,16 @@ class DOConv(FoldableConvMixin, nn.Module):
         return F.conv2d(x, kernel, self.bias, self.stride, self.padding,
                         self.dilation, self.groups)
 
+    # -------------------------------------------------------------- fold
     def folded_weight_and_bias(
             self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        with torch.no_grad():
+        """The composed kernel and the bias, detached copies."""
+        with torch.no_grad(), full_precision():
             weight = self.compose_kernel().detach().clone()
             bias = None if self.bias is None else self.bias.detach().clone()
         return weight, bias
 
+    # --------------------------------------------------------- from_conv
     @classmethod
     def from_conv(cls,
                   conv: nn.Conv2d,
@@ -257,11 +307,19 @@ class DOConv(FoldableConvMixin, nn.Module):
         ``weight_extra`` (if ``D_mul > k*k``) gets the init distribution; it
         only contributes once ``D_delta`` moves away from zero. The result is
         marked initialised, so mmengine's ``init_weights`` leaves it alone.
+
+        Args:
+            conv (nn.Conv2d): A plain conv with zero padding.
+            D_mul (int, optional): As for the constructor. Defaults to None.
+
+        Returns:
+            DOConv: on ``conv``'s device and dtype, in its training mode.
         """
         geometry = plain_conv_geometry(conv, 'DOConv.from_conv')
         return adopt_plain_conv(cls(**geometry, D_mul=D_mul), conv)
 
     def from_conv_kwargs(self) -> dict:
+        """``from_conv`` arguments that rebuild this layer's ``D_mul``."""
         return dict(D_mul=self.D_mul)
 
     def extra_repr(self) -> str:

@@ -30,9 +30,13 @@ from a pretrained conv computes that conv at step 0.
 a refocusing map over a single tap only rescales it, and the paper refocuses
 spatial kernels. For kernels narrower than 3 in one direction (e.g. (1, 3))
 the default map shrinks to fit; an explicit ``map_size`` larger than the
-kernel, or even, is refused. Outside training the kernel is cached
-(:class:`~mmconvplug.convs.kernel_cache.KernelCache`); :meth:`fold`
-returns the plain conv with kernel ``W_t``.
+kernel, or even, is refused. ``refocus_weight`` is the layer's new tensor
+(:meth:`~mmconvplug.convs.base.ConvVariantMixin.new_tensor_names`).
+
+Computation: ``W_t`` is composed in the parameters' dtype with autocast off
+(``F.conv2d`` on the input then follows autocast); outside training it is
+cached (:class:`~mmconvplug.convs.kernel_cache.KernelCache`), and
+:meth:`fold` returns the plain conv with kernel ``W_t``.
 """
 from typing import Optional, Tuple
 
@@ -43,7 +47,7 @@ from torch.nn.modules.utils import _pair
 
 from mmconvplug.registry import MODELS
 from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
-                   plain_conv_geometry)
+                   full_precision, plain_conv_geometry)
 from .kernel_cache import KernelCache
 
 #: The paper's refocusing map size.
@@ -54,17 +58,29 @@ def refocus_kernel(basis: torch.Tensor, refocus_weight: torch.Tensor,
                    map_groups: int) -> torch.Tensor:
     """``W_t = W_b + T(W_b)``: refocus a stack of basis kernels.
 
+    Runs with autocast off, in the inputs' dtype.
+
     Args:
-        basis: ``W_b``, shape (C_out, C_in / groups, kh, kw).
-        refocus_weight: the map of ``T``, shape
+        basis (Tensor): ``W_b``, shape (C_out, C_in / groups, kh, kw).
+        refocus_weight (Tensor): the map of ``T``, shape
             (N, N / map_groups, mh, mw) with N = C_out * C_in / groups.
-        map_groups: ``G``, the number of groups of ``T``.
+        map_groups (int): ``G``, the number of groups of ``T``.
+
+    Returns:
+        Tensor: ``W_t``, shaped like ``basis``.
+
+    Example:
+        >>> import torch
+        >>> basis = torch.randn(4, 2, 3, 3)
+        >>> refocus_kernel(basis, torch.zeros(8, 1, 3, 3), 8).equal(basis)
+        True
     """
     num_kernels = basis.shape[0] * basis.shape[1]
     map_h, map_w = refocus_weight.shape[-2:]
     stack = basis.reshape(1, num_kernels, *basis.shape[-2:])
-    refocused = F.conv2d(stack, refocus_weight, None, 1,
-                         (map_h // 2, map_w // 2), 1, map_groups)
+    with full_precision():
+        refocused = F.conv2d(stack, refocus_weight, None, 1,
+                             (map_h // 2, map_w // 2), 1, map_groups)
     return basis + refocused.reshape(basis.shape)
 
 
@@ -72,17 +88,42 @@ def refocus_kernel(basis: torch.Tensor, refocus_weight: torch.Tensor,
 class RefConv(FoldableConvMixin, nn.Module):
     """Refocusing conv over a frozen basis; a drop-in for ``nn.Conv2d``.
 
+    Input (N, C_in, H, W) -> output (N, C_out, H_out, W_out), sizes as for
+    ``nn.Conv2d``.
+
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation,
-        groups, bias: as for ``nn.Conv2d`` (zero padding only). The bias is
-            trainable.
-        map_size: size of the refocusing map, odd, int or (h, w). ``None``
-            (default): 3 (the paper's), shrunk to the largest odd size that
-            fits each kernel side. Ignored for 1x1 kernels.
-        map_groups: ``G``, the groups of the refocusing map; must divide
-            N = C_out * C_in / groups. ``None`` (default):
+        in_channels (int): Input channels C_in.
+        out_channels (int): Output channels C_out.
+        kernel_size (int | tuple[int, int]): Kernel size (kh, kw).
+        stride (int | tuple[int, int]): Stride. Defaults to 1.
+        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
+        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
+        groups (int): Groups of the conv. Defaults to 1.
+        bias (bool): Learn a (trainable) bias of shape (C_out,). Defaults
+            to True.
+        map_size (int | tuple[int, int], optional): Size of the refocusing
+            map, odd, at most the kernel size. Ignored for 1x1 kernels.
+            Defaults to None: 3 (the paper's), shrunk to the largest odd
+            size that fits each kernel side.
+        map_groups (int, optional): ``G``, the groups of the refocusing
+            map; must divide N = C_out * C_in / groups. Defaults to None:
             C_in * C_out / groups**2, as in the official code.
-        zero_init_refocus: start the map at zero, so ``W_t == W_b``.
+        zero_init_refocus (bool): Start the map at zero, so ``W_t == W_b``.
+            Defaults to True.
+
+    Raises:
+        ValueError: an even or too large ``map_size``, a ``map_groups``
+            that does not divide N, a bad geometry.
+
+    Example:
+        >>> import torch
+        >>> from mmcv.cnn import build_conv_layer
+        >>> conv = build_conv_layer(dict(type='RefConv'), 8, 16, 3,
+        ...                         padding=1)
+        >>> conv(torch.randn(2, 8, 12, 12)).shape
+        torch.Size([2, 16, 12, 12])
+        >>> [name for name, _ in conv.named_parameters()]
+        ['refocus_weight', 'bias']
     """
 
     def __init__(self,
@@ -177,12 +218,15 @@ class RefConv(FoldableConvMixin, nn.Module):
         if self.bias is not None:
             self.bias.zero_()
 
+    # ------------------------------------------------------------- maths
     def kernel_sources(self) -> Tuple[torch.Tensor, ...]:
+        """Every tensor the kernel is composed from (the cache's key)."""
         if self.refocus_weight is None:
             return (self.weight, )
         return (self.weight, self.refocus_weight)
 
     def compose_kernel(self) -> torch.Tensor:
+        """``W_t``, shape (C_out, C_in / groups, kh, kw)."""
         if not self.refocusing:
             return self.weight
         return refocus_kernel(self.weight, self.refocus_weight,
@@ -194,13 +238,16 @@ class RefConv(FoldableConvMixin, nn.Module):
         return F.conv2d(x, kernel, self.bias, self.stride, self.padding,
                         self.dilation, self.groups)
 
+    # -------------------------------------------------------------- fold
     def folded_weight_and_bias(
             self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        with torch.no_grad():
+        """``W_t`` and the bias, detached copies."""
+        with torch.no_grad(), full_precision():
             weight = self.compose_kernel().detach().clone()
             bias = None if self.bias is None else self.bias.detach().clone()
         return weight, bias
 
+    # --------------------------------------------------------- from_conv
     @classmethod
     def from_conv(cls,
                   conv: nn.Conv2d,
@@ -211,12 +258,23 @@ class RefConv(FoldableConvMixin, nn.Module):
         The map starts at zero, so the result computes exactly ``conv``; the
         bias is copied and stays trainable. The result is marked
         initialised, so mmengine's ``init_weights`` leaves it alone.
+
+        Args:
+            conv (nn.Conv2d): A plain conv with zero padding.
+            map_size (int | tuple[int, int], optional): As for the
+                constructor. Defaults to None.
+            map_groups (int, optional): As for the constructor. Defaults
+                to None.
+
+        Returns:
+            RefConv: on ``conv``'s device and dtype, in its training mode.
         """
         geometry = plain_conv_geometry(conv, 'RefConv.from_conv')
         return adopt_plain_conv(cls(**geometry, map_size=map_size,
                     map_groups=map_groups, zero_init_refocus=True), conv)
 
     def from_conv_kwargs(self) -> dict:
+        """``from_conv`` arguments that rebuild this layer's map."""
         return dict(map_size=self.map_size, map_groups=self.map_groups)
 
     def extra_repr(self) -> str:

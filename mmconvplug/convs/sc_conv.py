@@ -43,27 +43,45 @@ from .base import IntOrPair, NonFoldableConvMixin
 class SCConv(NonFoldableConvMixin, nn.Module):
     """Self-calibrated conv, a drop-in for ``nn.Conv2d`` (odd kernels).
 
+    Input (N, C_in, H, W) -> output (N, C_out, H_out, W_out), sizes as for
+    ``nn.Conv2d`` with the same arguments.
+
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation,
-        groups: the geometry of K4, the layer's output conv (as
-            ``nn.Conv2d``); K2 and K3 share kernel size, dilation and groups
-            and keep ``in_channels`` (see the module docstring).
-            ``padding=None`` (the default) means "same" padding,
-            ``dilation * (k - 1) // 2``: 1 for SCNet's 3x3 convs, and 0 -
-            ``nn.Conv2d``'s default - for the 1x1 convs that mmdet/mmseg
-            build without a padding argument. Pass ``padding=0`` explicitly
-            for an unpadded k > 1 conv.
-        bias: with a norm (the default) every conv is bias-free and the
-            norm's learnable shift is the bias, so ``bias=True`` needs nothing
-            more; with ``norm_cfg=None`` it gives K4's conv a bias.
-        pooling_r: down-sampling rate of K2's average pooling (SCNet: 4).
-            A map smaller than ``pooling_r`` is pooled with a window of its
-            own size instead (the official code would fail there), and the
-            calibration is interpolated back to the input's size, so sizes
-            not divisible by ``pooling_r`` give the right output size.
-        norm_cfg: norm after each of K2, K3, K4 (official: BN); ``None``
-            for none.
-        padding_mode: only ``'zeros'``.
+        in_channels (int): Input channels C_in; K2 and K3 keep them.
+        out_channels (int): Output channels C_out of K4.
+        kernel_size (int | tuple[int, int]): Odd kernel size of K2, K3 and
+            K4. Defaults to 3.
+        stride (int | tuple[int, int]): Stride of K4. Defaults to 1.
+        padding (int | tuple[int, int], optional): Zero padding of K4.
+            Defaults to None: "same" padding ``dilation * (k - 1) // 2`` (1
+            for SCNet's 3x3 convs; 0, ``nn.Conv2d``'s default, for the 1x1
+            convs mmdet/mmseg build without a padding argument). Pass
+            ``padding=0`` for an unpadded k > 1 conv.
+        dilation (int | tuple[int, int]): Dilation of K2, K3 and K4.
+            Defaults to 1.
+        groups (int): Groups of K2, K3 and K4. Defaults to 1.
+        bias (bool): With a norm every conv is bias-free and the norm's
+            shift is the bias; with ``norm_cfg=None`` it gives K4 a bias.
+            Defaults to False.
+        pooling_r (int): Down-sampling rate of K2's average pooling (SCNet:
+            4). A map smaller than ``pooling_r`` is pooled with a window of
+            its own size, and the calibration is interpolated back to the
+            input's size. Defaults to 4.
+        norm_cfg (dict, optional): Norm after each of K2, K3, K4 (official:
+            BN); None for none. Defaults to ``dict(type='BN')``.
+        padding_mode (str): Only ``'zeros'``. Defaults to ``'zeros'``.
+
+    Raises:
+        ValueError: an even kernel, ``pooling_r < 1``, another padding mode,
+            a bad ``norm_cfg``.
+
+    Example:
+        >>> import torch
+        >>> from mmcv.cnn import build_conv_layer
+        >>> conv = build_conv_layer(dict(type='SCConv'), 8, 16, 3,
+        ...                         stride=2, padding=1)
+        >>> conv(torch.randn(2, 8, 12, 12)).shape
+        torch.Size([2, 16, 6, 6])
     """
 
     fold_unsupported_reason = (

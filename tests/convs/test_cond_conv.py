@@ -6,11 +6,10 @@ import torch
 from cond_sc_dws_reference import single_thread  # noqa: F401
 from cond_sc_dws_reference import (MODEL_BUILDERS, cond_conv_reference,
                                    model_inputs, train_step)
-from mmcv.cnn import ConvModule, build_conv_layer
+from mmcv.cnn import ConvModule
 from torch import nn
 
-from mmconvplug.convs import CondConv, FoldUnsupportedError, is_foldable
-from mmconvplug.convs.base import CONV_ATTRIBUTES
+from mmconvplug.convs import CondConv
 from mmconvplug.convs.cond_conv import COND_CONV_STRATEGIES
 
 STRATEGIES = list(COND_CONV_STRATEGIES)
@@ -48,7 +47,8 @@ def test_batch_matches_per_example_reference(geometry, strategy):
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize('strategy', ['per_example', 'mix_outputs', 'grouped'])
+@pytest.mark.parametrize('strategy',
+                         ['unfold', 'per_example', 'mix_outputs', 'grouped'])
 def test_gradcheck(strategy):
     layer = CondConv(2, 2, 3, padding=1, groups=2, num_experts=2,
                      strategy=strategy).double()
@@ -67,16 +67,30 @@ def test_gradcheck(strategy):
     assert torch.autograd.gradcheck(functional, tensors, fast_mode=True)
 
 
-def test_auto_strategy_follows_the_cost_model():
-    layer = CondConv(64, 64, 3, padding=1, num_experts=4)
-    # detection maps (few examples, large maps): one dense conv per example
-    assert layer.choose_strategy(torch.empty(2, 64, 100, 160)) == \
-        'per_example'
-    assert layer.choose_strategy(torch.empty(1, 64, 4, 4)) == 'per_example'
-    # mid-size maps, large batch: one grouped call instead of 16 calls
-    assert layer.choose_strategy(torch.empty(16, 64, 14, 14)) == 'grouped'
-    # tiny maps, large batch: E times the arithmetic in a single call
-    assert layer.choose_strategy(torch.empty(32, 64, 2, 2)) == 'mix_outputs'
+def test_auto_strategy_follows_the_rule():
+    layer = CondConv(512, 512, 3, padding=1, num_experts=4)
+    # deep layer, small map (512 channels per 49 positions): unfold
+    assert layer.choose_strategy(torch.empty(8, 512, 7, 7)) == 'unfold'
+    # 512 channels per 196 positions: the grouped conv
+    assert layer.choose_strategy(torch.empty(8, 512, 14, 14)) == 'grouped'
+    # one example: a plain conv
+    assert layer.choose_strategy(torch.empty(1, 512, 7, 7)) == 'per_example'
+    # depthwise: one output channel per group, never unfold
+    depthwise = CondConv(512, 512, 3, padding=1, groups=512)
+    assert depthwise.choose_strategy(torch.empty(8, 512, 7, 7)) == 'grouped'
+
+
+def test_trace_replaces_batch_dependent_strategies():
+    """grouped / per_example bake the batch size into a trace; while
+    tracing the layer computes the same with unfold."""
+    for strategy in ('grouped', 'per_example'):
+        layer = CondConv(4, 6, 3, padding=1, groups=2, num_experts=3,
+                         strategy=strategy).eval()
+        traced = torch.jit.trace(layer, torch.randn(2, 4, 6, 5),
+                                 check_trace=False)
+        x = torch.randn(3, 4, 6, 5)
+        with torch.no_grad():
+            torch.testing.assert_close(traced(x), layer(x))
 
 
 def test_from_conv_is_exact_and_breaks_expert_symmetry():
@@ -114,14 +128,6 @@ def test_initialisation_like_conv2d_and_respected_by_conv_module():
     assert module.conv.weight.abs().max() <= bound
 
 
-def test_not_foldable_with_reason():
-    layer = CondConv(4, 4, 3)
-    assert not is_foldable(layer)
-    assert 'depends on the input' in layer.fold_unsupported_reason
-    with pytest.raises(FoldUnsupportedError, match='depends on the input'):
-        layer.fold()
-
-
 @pytest.mark.parametrize('kwargs, match', [
     (dict(num_experts=0), 'num_experts'),
     (dict(strategy='fastest'), 'strategy'),
@@ -132,18 +138,6 @@ def test_not_foldable_with_reason():
 def test_rejects_settings_it_cannot_honour(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CondConv(4, 8, 3, **kwargs)
-
-
-def test_builds_through_build_conv_layer_with_conv_attributes():
-    layer = build_conv_layer(
-        dict(type='CondConv', num_experts=2), 4, 8, 3, stride=2, padding=1,
-        dilation=1, groups=2, bias=False)
-    reference_conv = nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2,
-                               bias=False)
-    for name in CONV_ATTRIBUTES:
-        assert getattr(layer, name) == getattr(reference_conv, name), name
-    x = torch.randn(2, 4, 11, 8)
-    assert layer(x).shape == reference_conv(x).shape
 
 
 @pytest.mark.parametrize('model_name', sorted(MODEL_BUILDERS))

