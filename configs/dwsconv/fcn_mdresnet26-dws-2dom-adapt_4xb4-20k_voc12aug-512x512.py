@@ -3,7 +3,8 @@
 # training only domain 1's depthwise kernels and BNs (and the new heads);
 # every shared pointwise conv stays frozen (train_domain_only=True), so
 # domain 0 keeps its accuracy and the new domain costs only the per-domain
-# parameters logged at build time.
+# parameters logged at build time. DDP wraps the model with only those (and
+# the heads) trainable, so its default flags work.
 # Init: the step-1 checkpoint (load_from below), not an ImageNet release.
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)

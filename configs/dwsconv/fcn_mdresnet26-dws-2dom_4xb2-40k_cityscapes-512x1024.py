@@ -5,7 +5,8 @@
 # model is built for 2 domains from the start, so step 2
 # (fcn_mdresnet26-dws-2dom-adapt_4xb4-20k_voc12aug-512x512.py) only adds
 # training of domain 1's own parameters; the per-domain parameter overhead
-# is logged when the backbone is built.
+# is logged when the backbone is built. DDP needs no find_unused_parameters:
+# domain 1's depthwise kernels and BNs are frozen while domain 0 is active.
 # Init: from scratch; no ImageNet release of the multi-domain ResNet-26
 # exists (the stock open-mmlab://resnet50_v1c is another network).
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb2-40k_cityscapes-512x1024.py'
