@@ -109,12 +109,8 @@ class TimmCondConv(nn.Module):
     example and runs one grouped conv over the batch.
 
     Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        kernel_size (int): Square kernel side.
-        stride (int): Stride.
-        padding (int): Zero padding.
-        dilation (int): Dilation.
+        in_channels, out_channels, kernel_size, stride, padding, dilation:
+            As :class:`PublicStyleDOConv`.
         groups (int): Groups. Defaults to 1.
         num_experts (int): Experts. Defaults to 4.
 

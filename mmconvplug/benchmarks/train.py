@@ -19,9 +19,9 @@ every timed step of every model computes the same function (the same
 proposals and RoI-head work in Mask R-CNN). The RNG is reseeded before each
 step so samplers draw alike. Steps are timed interleaved (plain, variant 1,
 variant 2, ...; one warm-up step each) and the ratio of medians is
-reported, with the peak memory of one step (CPU: torch.profiler's
-allocator timeline; CUDA: ``max_memory_allocated``; both above what was
-alive before the step). On a GPU (``--device cuda``, the default when one is
+reported, with the peak memory of one step above what was alive before it
+(CPU: the resident-set peak on Linux, else torch.profiler's tensor
+timeline; CUDA: ``max_memory_allocated``). On a GPU (``--device cuda``, the default when one is
 present) the same code runs with CUDA events.
 
 Models (stock configs; the variant placed as its config places it):
@@ -54,6 +54,7 @@ from torch import nn
 
 from mmconvplug.analysis import (count_parameters, format_table,
                                  interleaved_medians, peak_memory_bytes)
+from mmconvplug.analysis.memory import rss_peak_supported
 from mmconvplug.convs.base import conv_variants, is_conv_variant
 
 from .models import variant_config
@@ -302,10 +303,11 @@ def benchmark_model(name: str, variants: Sequence[str], quick: bool,
         first_loss[key] = step()
     seconds = interleaved_medians(steps, repeats, clock, warmup=0,
                                   cuda=cuda, before_each=reseed)
+    method = 'rss' if rss_peak_supported() else 'timeline'
     peaks = {}
     for key, step in steps.items():
         reseed()
-        peaks[key] = peak_memory_bytes(step, cuda=cuda)
+        peaks[key] = peak_memory_bytes(step, cuda=cuda, method=method)
     rows = []
     for variant in variants:
         rows.append(dict(
@@ -384,8 +386,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             repeats=args.repeats, quick=args.quick, clock=clock.__name__,
             optimizer='SGD(lr=0, momentum=0.9, weight_decay=1e-4)',
             memory='CUDA max_memory_allocated' if device != 'cpu' else
-            'torch.profiler CPU memory timeline of one step, above the '
-            'bytes alive before it')
+            ('resident-set peak (VmHWM after clear_refs and malloc_trim)'
+             if rss_peak_supported() else 'torch.profiler memory timeline')
+            + ' of one step, above what was alive before it')
         with open(args.json, 'w') as f:
             json.dump(dict(meta=meta, results=rows), f, indent=2)
         print(f'wrote {args.json}')

@@ -8,6 +8,7 @@ from mmconvplug.analysis import (compare_outputs, count_flops,
                                  count_parameters, format_table,
                                  interleaved_medians, output_difference,
                                  peak_memory_bytes)
+from mmconvplug.analysis.memory import rss_peak_supported
 
 
 def test_interleaved_medians_calls_each_function_per_round_in_order():
@@ -44,6 +45,10 @@ def test_peak_memory_of_a_train_step_holds_its_activations():
         conv(x).relu().sum().backward()
 
     assert peak_memory_bytes(step) >= activation
+    if rss_peak_supported():
+        assert peak_memory_bytes(step, method='rss') >= activation
+    with pytest.raises(ValueError, match="'timeline' or 'rss'"):
+        peak_memory_bytes(step, method='psutil')
 
 
 def test_parameter_counts_and_flops_of_a_conv():
