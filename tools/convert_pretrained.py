@@ -6,7 +6,9 @@
 Each plain conv kernel becomes the variant layer that computes exactly the
 same function (DO-Conv: W = kernel, D at identity; RefConv: basis = kernel;
 CondConv: experts from the kernel), so fine-tuning starts from the
-pretrained network. Non-conv keys (norms, heads, ``meta``) are kept. With
+pretrained network. Non-conv keys (norms, heads) are kept, and ``meta`` as
+plain data; training state (``message_hub``, ``optimizer``...) is dropped, so
+plain ``torch.load(weights_only=True)`` reads OUT without mmconvplug. With
 ``--config`` only the convs that are variants in that config's model are
 converted, with their hyper-parameters; without it every 4-d conv kernel is.
 OUT must not exist: the tool never overwrites. Point the variant config's
@@ -22,6 +24,7 @@ import mmconvplug  # noqa: F401  (registers the variants; torch.load globals)
 from mmconvplug.convert import (VARIANT_TYPES, convert_state_dict,
                                 split_checkpoint)
 from mmconvplug.utils import atomic_save, load_checkpoint_file
+from mmconvplug.utils.checkpoint_io import plain_checkpoint
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,8 +66,8 @@ def main(argv=None) -> int:
     if holder is None:
         out = new_state
     else:
-        out = dict(checkpoint)
-        out[holder] = new_state
+        out, _ = plain_checkpoint(new_state, checkpoint.get('meta'),
+                                  state_dict_key=holder)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     atomic_save(out, args.output)  # new file only; never a partial one
     print(f'converted {len(converted)} convs to {args.variant} '

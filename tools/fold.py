@@ -3,8 +3,9 @@
     python tools/fold.py CONFIG CHECKPOINT OUT.pth [--cfg-options k=v ...]
         [--shape H W] [--tolerance 1e-3]
 
-Writes ``OUT.pth`` (the folded weights, the checkpoint's ``meta`` kept) and
-the deploy config ``OUT.py`` next to it. When every conv variant in the
+Writes ``OUT.pth`` (the folded weights and the checkpoint's ``meta`` as plain
+data; training state dropped, so plain ``torch.load(weights_only=True)``
+reads it without mmconvplug) and the deploy config ``OUT.py`` next to it. When every conv variant in the
 model folds into a plain conv, the deploy config is the stock architecture
 and needs no ``custom_imports``: test it with stock mmdet / mmseg tools
 (``python mmdet/tools/test.py OUT.py OUT.pth``). Otherwise the layers that
@@ -59,6 +60,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(export.verification)
     print(f'folded checkpoint: {export.checkpoint_path}')
     print(f'deploy config:     {export.config_path}')
+    if export.dropped:
+        print('left out of the folded checkpoint (training state, non-plain '
+              'meta): ' + ', '.join(export.dropped))
     if export.stock_compatible:
         print('the deploy config uses only stock mmdet/mmseg types: no '
               'mmconvplug needed to test it.')

@@ -8,9 +8,14 @@
    load the folded weights into it with ``strict=True`` and compare outputs
    with the trained model (:func:`verify_fold`) -- nothing is written unless
    this round trip works;
-4. write the checkpoint (``meta`` kept, plus what was folded; optimizer,
-   scheduler and EMA states dropped: they describe the unfolded parameters)
-   and the config, each atomically, never over an existing file.
+4. write the checkpoint and the config, each atomically, never over an
+   existing file. The checkpoint holds only ``state_dict`` and a ``meta`` of
+   plain Python types (:func:`~mmconvplug.utils.checkpoint_io.plain_checkpoint`:
+   the source ``meta``, e.g. ``dataset_meta``, plus what was folded), so
+   plain ``torch.load(path, weights_only=True)`` -- stock mmdet / mmseg
+   tools without the plugin -- reads it. Training state (``message_hub``,
+   optimizer, schedulers, EMA) is dropped: it describes the unfolded
+   parameters and the run, not the deployed model.
 """
 import copy
 import os
@@ -23,6 +28,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from mmconvplug.utils import atomic_save, load_checkpoint_file
+from mmconvplug.utils.checkpoint_io import plain_checkpoint
 
 from .checkpoint_guard import check_checkpoint_matches_model, state_dict_of
 from .deploy_config import make_deploy_config, plugin_types_used
@@ -31,19 +37,21 @@ from .report import FoldReport
 from .variants import variant_classes
 from .verify import FoldVerification, verify_fold
 
-#: Checkpoint entries that describe the unfolded parameters or training.
-TRAINING_ONLY_KEYS = ('optimizer', 'param_schedulers', 'ema_state_dict')
-
-
 @dataclass
 class FoldExport:
-    """What :func:`export_folded_checkpoint` wrote and measured."""
+    """What :func:`export_folded_checkpoint` wrote and measured.
+
+    ``dropped`` names what of the source checkpoint was left out: its
+    training state (``message_hub``, ``optimizer``...) and any ``meta``
+    entry that is not plain data.
+    """
 
     checkpoint_path: str
     config_path: str
     report: FoldReport
     verification: FoldVerification
     plugin_types_left: Tuple[str, ...]
+    dropped: Tuple[str, ...] = ()
 
     @property
     def stock_compatible(self) -> bool:
@@ -56,7 +64,7 @@ def deploy_config_path(out_checkpoint: str) -> str:
     return osp.splitext(out_checkpoint)[0] + '.py'
 
 
-def _input_shape(cfg: Config) -> Tuple[int, int]:
+def config_input_shape(cfg: Config) -> Tuple[int, int]:
     """A test-time input size: a fixed-size Resize of the test pipeline
     (SSD needs its 300x300), else 256x256."""
     dataloader = cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}
@@ -136,7 +144,7 @@ def export_folded_checkpoint(config: str,
             'builds layers that fold_model cannot reproduce from conv_cfg '
             'alone; nothing was written.') from error
 
-    height, width = input_shape or _input_shape(cfg)
+    height, width = input_shape or config_input_shape(cfg)
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(1, 3, height, width, generator=generator)
     verification = verify_fold(trained, deploy_model, inputs)
@@ -147,16 +155,16 @@ def export_folded_checkpoint(config: str,
             f'tolerance={tolerance:g}; nothing was written. Check the fold '
             'of the conv variants with mmconvplug.verify_fold.')
 
-    exported = {k: v for k, v in ckpt.items()
-                if k != 'state_dict' and k not in TRAINING_ONLY_KEYS}
-    meta = dict(exported.get('meta') or {})
+    wrapped = 'state_dict' in ckpt  # else a bare state dict: nothing else
+    meta = dict(ckpt.get('meta') or {}) if wrapped else {}
     meta['mmconvplug_fold'] = dict(
         source_checkpoint=osp.basename(checkpoint),
         folded_layers=len(report.folded),
         kept_layers=[f'{k.name} ({k.type})' for k in report.kept],
-        max_rel_error=verification.max_rel_error)
-    exported['meta'] = meta
-    exported['state_dict'] = folded_state
+        max_rel_error=float(verification.max_rel_error))
+    exported, dropped_meta = plain_checkpoint(folded_state, meta)
+    dropped = tuple(k for k in ckpt if wrapped and k not in (
+        'meta', 'state_dict')) + tuple(dropped_meta)
     atomic_save(exported, out)
     try:
         _write_config(deploy_cfg, config_out)
@@ -164,5 +172,5 @@ def export_folded_checkpoint(config: str,
         os.unlink(out)  # never leave a checkpoint without its config
         raise
     return FoldExport(out, config_out, report, verification,
-                      tuple(sorted(plugin_types_used(deploy_cfg))))
+                      tuple(sorted(plugin_types_used(deploy_cfg))), dropped)
 

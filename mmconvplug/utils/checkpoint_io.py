@@ -10,13 +10,23 @@
 * :func:`atomic_save` writes a checkpoint so that a crash, a full disk or an
   object that fails to pickle never leaves a partial file at the target path
   looking complete, and never writes over an existing file unless asked.
+* :func:`plain_checkpoint` keeps only what a deployed checkpoint needs, the
+  ``state_dict`` and a ``meta`` of plain Python types, so that plain
+  ``torch.load(path, weights_only=True)`` reads it in a process that never
+  imports mmconvplug (stock mmdet / mmseg tools): no ``message_hub``
+  (mmengine ``HistoryBuffer`` objects), optimizer or scheduler state, no
+  numpy scalars or arrays.
 """
 import os
 import os.path as osp
 import pickle
 import tempfile
 import zipfile
-from typing import Any, List, Optional, Union
+from collections import OrderedDict
+from enum import Enum
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
 
 import torch
 
@@ -230,3 +240,119 @@ def atomic_save(obj: Any,
         raise
     _fsync_directory(directory)
     return path
+
+
+#: Leaf values :func:`to_plain_data` keeps as they are.
+_PLAIN_LEAVES = (str, bool, int, float, type(None))
+
+
+def to_plain_data(obj: Any, where: str = '') -> Tuple[Any, List[str]]:
+    """``obj`` rebuilt from plain Python types only, and what was dropped.
+
+    Torch's weights-only unpickler reads these without any allowlist:
+    ``dict`` (string / number keys), ``list``, ``tuple``, ``str``, ``int``,
+    ``float``, ``bool``, ``None`` and tensors. Numpy scalars become Python
+    numbers (``.item()``), numpy arrays nested lists, sets sorted lists,
+    enums their value, ``torch.dtype`` / ``torch.device`` / paths their
+    string. Anything else (e.g. mmengine's ``HistoryBuffer``) is dropped.
+
+    Args:
+        obj (Any): the data, e.g. a checkpoint's ``meta``.
+        where (str): the name of ``obj`` in dropped paths. Defaults to ''.
+
+    Returns:
+        tuple[Any, list[str]]: the plain copy, and the paths (``meta.a[2]``
+        style) of the values that were dropped because they are not plain
+        data.
+    """
+    dropped: List[str] = []
+    plain = _to_plain(obj, where, dropped)
+    return (None if plain is _DROP else plain), dropped
+
+
+_DROP = object()
+
+
+def _to_plain(obj: Any, where: str, dropped: List[str]) -> Any:
+    if isinstance(obj, Enum):
+        obj = obj.value
+    if isinstance(obj, np.generic):  # numpy.float64 is also a float
+        obj = obj.item()
+    if obj is None:
+        return None
+    for kind in _PLAIN_LEAVES[:-1]:  # bool before int: bool is an int
+        if isinstance(obj, kind):
+            return kind(obj)  # a subclass becomes the builtin itself
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, np.ndarray):
+        return _to_plain(obj.tolist(), where, dropped)
+    if isinstance(obj, (torch.dtype, torch.device, os.PathLike)):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        out = {}
+        for key, value in obj.items():
+            name = f'{where}.{key}' if where else str(key)
+            key = _to_plain(key, name, [])
+            if not isinstance(key, _PLAIN_LEAVES):
+                dropped.append(name)
+                continue
+            value = _to_plain(value, name, dropped)
+            if value is not _DROP:
+                out[key] = value
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=repr) if isinstance(obj,
+                                                    (set, frozenset)) else obj
+        out_items = []
+        for index, value in enumerate(items):
+            value = _to_plain(value, f'{where}[{index}]', dropped)
+            if value is not _DROP:
+                out_items.append(value)
+        return tuple(out_items) if isinstance(obj, tuple) else out_items
+    dropped.append(f'{where} ({type(obj).__module__}.{type(obj).__name__})')
+    return _DROP
+
+
+def plain_checkpoint(state_dict: Mapping[str, torch.Tensor],
+                     meta: Optional[Mapping] = None,
+                     state_dict_key: str = 'state_dict'
+                     ) -> Tuple[Dict[str, Any], List[str]]:
+    """A checkpoint holding only ``state_dict`` and a plain-typed ``meta``.
+
+    What a deployed or converted checkpoint needs: mmengine, mmdet and mmseg
+    read the weights from ``state_dict`` and ``dataset_meta`` (class names,
+    palette) from ``meta``. Training state (``message_hub``, ``optimizer``,
+    ``param_schedulers``, EMA) is left out; it describes a training run, and
+    mmengine's ``HistoryBuffer`` in the message hub is not loadable with
+    ``torch.load(weights_only=True)`` unless mmconvplug allowlists it.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): the weights; every value must be
+            a tensor.
+        meta (Mapping, optional): the source checkpoint's ``meta``; kept as
+            plain data (see :func:`to_plain_data`). Defaults to None (empty).
+        state_dict_key (str): the key the weights go under. Defaults to
+            'state_dict'.
+
+    Returns:
+        tuple[dict, list[str]]: ``{'meta': ..., state_dict_key: ...}`` and the
+        ``meta`` entries dropped because they were not plain data.
+
+    Raises:
+        ValueError: a ``state_dict`` value is not a tensor.
+    """
+    not_tensors = [k for k, v in state_dict.items()
+                   if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(
+            f'plain_checkpoint: state_dict entries {not_tensors[:5]} are '
+            'not tensors. Pass model.state_dict() (or the checkpoint\'s '
+            "'state_dict'), not the whole checkpoint.")
+    plain_meta, dropped = to_plain_data(dict(meta or {}), 'meta')
+    weights = OrderedDict(
+        (str(k), v.detach().cpu()) for k, v in state_dict.items())
+    versions = getattr(state_dict, '_metadata', None)
+    if versions is not None:  # module versions, read by _load_from_state_dict
+        weights._metadata, _ = to_plain_data(versions)
+    return {'meta': plain_meta, state_dict_key: weights}, dropped
