@@ -52,65 +52,66 @@ from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
 from .kernel_cache import KernelCache
 
 
+def _by_input(tensor: torch.Tensor, groups: int) -> torch.Tensor:
+    """(C_out, C_in/groups, width) -> (C_in, width, C_out/groups).
+
+    A strided view (no copy) for groups == 1 and for depthwise kernels with
+    one output per input; ``bmm`` reads such views in place.
+    """
+    out_channels, channels_per_group, width = tensor.shape
+    return tensor.reshape(groups, out_channels // groups, channels_per_group,
+                          width).permute(0, 2, 3, 1).reshape(
+                              groups * channels_per_group, width,
+                              out_channels // groups)
+
+
+def _to_conv_layout(by_input: torch.Tensor, groups: int) -> torch.Tensor:
+    """(C_in, width, C_out/groups) -> (C_out, C_in/groups, width).
+
+    Two copies that each keep the innermost axis contiguous, which ran
+    faster than one cache-hostile transpose.
+    """
+    in_channels, width, outs_per_group = by_input.shape
+    channels_per_group = in_channels // groups
+    tensor = by_input.transpose(1, 2).contiguous().view(
+        groups, channels_per_group, outs_per_group, width)
+    return tensor.transpose(1, 2).contiguous().view(
+        groups * outs_per_group, channels_per_group, width)
+
+
 class _ComposeOverParameterisedKernel(torch.autograd.Function):
     """``kernel[o, c, s] = sum_d D[c_in(o, c), s, d] * W[o, c, d]``.
 
-    One batched matrix product over input channels per pass: per input
-    channel (k*k x D_mul) @ (D_mul x C_out/groups), the long side last,
-    with ``W`` read in place through a strided view (this orientation ran
-    fastest of those tried on CPU/MKL). The results go back to the conv
-    layout with two copies that each keep the innermost axis contiguous.
-    The backward is written out (one ``bmm`` per gradient) rather than left
-    to autograd's chain of views and copies.
+    Per input channel, (k*k x D_mul) @ (D_mul x C_out/groups), batched over
+    input channels: the long side last (this orientation ran fastest of
+    those tried on CPU/MKL), ``W`` and the incoming gradient read in place
+    through strided views, so the only layout copies are the two that put
+    the kernel (forward) and ``W``'s gradient (backward) into the conv
+    layout. The backward is written out (one ``bmm`` per gradient) rather
+    than left to autograd's chain of views and copies.
     """
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, depthwise: torch.Tensor,
                 groups: int) -> torch.Tensor:
-        out_channels, channels_per_group, d_mul = weight.shape
-        in_channels, taps, _ = depthwise.shape
-        outs_per_group = out_channels // groups
-        # (C_in, D_mul, C_out/groups): a view for groups == 1 or depthwise.
-        weight_by_input = weight.reshape(groups, outs_per_group,
-                                         channels_per_group, d_mul).permute(
-                                             0, 2, 3, 1).reshape(
-                                                 in_channels, d_mul,
-                                                 outs_per_group)
-        kernel_by_input = torch.bmm(depthwise, weight_by_input)
         ctx.save_for_backward(weight, depthwise)
         ctx.groups = groups
-        kernel = kernel_by_input.transpose(1, 2).contiguous().view(
-            groups, channels_per_group, outs_per_group, taps)
-        return kernel.transpose(1, 2).contiguous().view(
-            out_channels, channels_per_group, taps)
+        kernel_by_input = torch.bmm(depthwise, _by_input(weight, groups))
+        return _to_conv_layout(kernel_by_input, groups)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_kernel: torch.Tensor):
         weight, depthwise = ctx.saved_tensors
         groups = ctx.groups
-        out_channels, channels_per_group, d_mul = weight.shape
-        in_channels, taps, _ = depthwise.shape
-        outs_per_group = out_channels // groups
-
-        def by_input(tensor: torch.Tensor, width: int) -> torch.Tensor:
-            """(C_out, C_in/groups, width) -> (C_in, C_out/groups, width)."""
-            return tensor.reshape(groups, outs_per_group, channels_per_group,
-                                  width).transpose(1, 2).contiguous().view(
-                                      in_channels, outs_per_group, width)
-
-        grad_by_input = by_input(grad_kernel, taps)
+        grad_by_input = _by_input(grad_kernel, groups)  # (C_in, k*k, C_out/g)
         grad_weight = grad_depthwise = None
         if ctx.needs_input_grad[0]:
-            grad_weight = torch.bmm(depthwise.transpose(1, 2),
-                                    grad_by_input.transpose(1, 2))
-            grad_weight = grad_weight.transpose(1, 2).contiguous().view(
-                groups, channels_per_group, outs_per_group, d_mul)
-            grad_weight = grad_weight.transpose(1, 2).contiguous().view(
-                out_channels, channels_per_group, d_mul)
+            grad_weight = _to_conv_layout(
+                torch.bmm(depthwise.transpose(1, 2), grad_by_input), groups)
         if ctx.needs_input_grad[1]:
-            grad_depthwise = torch.bmm(grad_by_input.transpose(1, 2),
-                                       by_input(weight, d_mul))
+            grad_depthwise = torch.bmm(
+                grad_by_input, _by_input(weight, groups).transpose(1, 2))
         return grad_weight, grad_depthwise, None
 
 
