@@ -3,8 +3,9 @@
 _base_ = 'mmdet::ssd/ssd300_coco.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(type='SSDVGGConvCfg', conv_cfg=dict(type='DOConv')))
+# Every conv of the stock VGG16 backbone (conv1_1..conv5_3, fc6, fc7)
+# becomes DOConv.from_conv(conv) when the backbone is built, before its init.
+model = dict(backbone=dict(conv_swap=dict(type='DOConv')))
 
 # No silent partial loads: stop the run, naming the keys, if the pretrained
 # init (or a load_from) leaves model tensors unfilled (other than the conv

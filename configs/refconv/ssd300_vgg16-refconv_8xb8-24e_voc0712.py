@@ -1,5 +1,7 @@
 # SSD300 on PASCAL VOC 07+12 with every VGG16 conv a RefConv (frozen basis
-# from the kernel + trainable refocusing), backbone SSDVGGConvCfg.
+# from the kernel + trainable refocusing), by a backbone-level conv_swap on
+# mmdet's SSDVGG. For RefConv in the neck and head predictors as well, see
+# ssd300_vgg16-refconv-all_8xb8-24e_voc0712.py.
 # Init: the stock config's open-mmlab://vgg16_caffe: the pretrained kernels
 # load into RefConv's basis (`weight`, the plain conv's key) and the
 # refocusing map starts at zero, so the backbone computes the pretrained
@@ -7,8 +9,9 @@
 _base_ = 'mmdet::pascal_voc/ssd300_voc0712.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(type='SSDVGGConvCfg', conv_cfg=dict(type='RefConv')))
+# Every conv of the stock VGG16 backbone (conv1_1..conv5_3, fc6, fc7)
+# becomes RefConv.from_conv(conv) when the backbone is built, before its init.
+model = dict(backbone=dict(conv_swap=dict(type='RefConv')))
 
 # No silent partial loads: stop the run, naming the keys, if the pretrained
 # init (or a load_from) leaves model tensors unfilled (other than the conv

@@ -5,7 +5,7 @@ it and this class rebuilt its layer list with ``conv_cfg``. The model-wide
 ``conv_swap`` reaches those convs (and the SSD neck's and head's) without a
 special class::
 
-    model = dict(conv_swap=dict(type='DOConv', include=['backbone']))
+    model = dict(backbone=dict(conv_swap=dict(type='DOConv')))
 
 ``SSDVGGConvCfg`` is kept as a thin alias so old configs still build,
 train and fold: it *is* mmdet's ``SSDVGG`` (a subclass adding nothing to
@@ -25,10 +25,10 @@ from ..registry import MODELS
 
 #: The message of the DeprecationWarning (and the migration to do).
 DEPRECATION = (
-    "SSDVGGConvCfg is deprecated: use mmdet's SSDVGG (type='SSDVGG', drop "
-    "conv_cfg) and put the variant with the model-wide swap, "
-    "model=dict(conv_swap=dict(type=<conv_cfg type>, include=['backbone'])) "
-    '(same state-dict keys, so checkpoints load unchanged).')
+    "SSDVGGConvCfg is deprecated: use mmdet's SSDVGG with a conv swap, "
+    "backbone=dict(type='SSDVGG', conv_swap=dict(type=<conv_cfg type>)) "
+    "instead of type='SSDVGGConvCfg', conv_cfg=... (same state-dict keys, so "
+    'checkpoints load unchanged).')
 
 
 def _conv_swap_of(conv_cfg: dict) -> dict:

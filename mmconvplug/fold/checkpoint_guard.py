@@ -101,11 +101,17 @@ def check_checkpoint_matches_model(model: nn.Module,
             'OUT.pth with the deploy config OUT.py, or test this checkpoint '
             'with the training config.')
 
-    # A folded checkpoint for a model that still builds the variants.
+    # A folded checkpoint for a model that still builds the variants. Not
+    # for layers a conv_swap put in: they start as exactly the plain conv
+    # they replaced, so a plain checkpoint (stock, plain-trained or folded)
+    # loads into them as into the plain model (mmconvplug.swap).
+    from mmconvplug.swap import swapped_layer_names
+    swapped = {name for name in swapped_layer_names(model)
+               if f'{name}.weight' in ckpt_keys}
     folded_missing: Dict[str, set] = {}
     for key in model_keys - ckpt_keys:
         layer = _enclosing(key, variants)
-        if layer is not None:
+        if layer is not None and layer not in swapped:
             folded_missing.setdefault(layer, set()).add(key[len(layer) + 1:])
     if folded_missing:
         layer, keys = sorted(folded_missing.items())[0]

@@ -25,7 +25,7 @@ from .build_hook import (CONV_SWAP_KEY, build_hook_installed,
 from .report import ConvSwapReport, SkippedConv, SwappedConv
 from .spec import (ConvSwapConfigError, ConvSwapSpec, parse_conv_swap,
                    parse_conv_swaps, swappable_variants)
-from .swap_convs import conv_swap_reports, swap_convs
+from .swap_convs import conv_swap_reports, swap_convs, swapped_layer_names
 
 install_build_hook()
 
@@ -33,5 +33,5 @@ __all__ = [
     'CONV_SWAP_KEY', 'ConvSwapConfigError', 'ConvSwapReport', 'ConvSwapSpec',
     'SkippedConv', 'SwappedConv', 'build_hook_installed', 'conv_swap_reports',
     'install_build_hook', 'parse_conv_swap', 'parse_conv_swaps',
-    'swap_convs', 'swappable_variants'
+    'swap_convs', 'swappable_variants', 'swapped_layer_names'
 ]

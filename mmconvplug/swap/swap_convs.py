@@ -13,7 +13,7 @@ module's ``init_weights`` is replaced by
 :class:`~mmconvplug.swap.stock_init.StockInitWeights`, so a seeded run
 initialises the swapped model exactly as the stock one.
 """
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Set, Tuple
 
 from mmengine.logging import MMLogger, print_log
 from torch import nn
@@ -172,3 +172,20 @@ def conv_swap_reports(model: nn.Module) -> List[ConvSwapReport]:
         if isinstance(init, StockInitWeights):
             reports += init.reports
     return reports
+
+
+def swapped_layer_names(model: nn.Module) -> Set[str]:
+    """Qualified names of the layers a ``conv_swap`` put into ``model``.
+
+    Such a layer started as exactly the plain conv it replaced, with its
+    own new tensors at their exact-equivalence init, so a plain checkpoint
+    (stock, plain-trained or folded) loads into it as into the plain model.
+    """
+    from .stock_init import StockInitWeights
+    names = set()
+    for prefix, submodule in model.named_modules():
+        init = submodule.__dict__.get('init_weights')
+        if isinstance(init, StockInitWeights):
+            names.update(f'{prefix}.{record.name}' if prefix else record.name
+                         for record in init.records)
+    return names

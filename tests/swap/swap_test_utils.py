@@ -1,6 +1,7 @@
 """Shared helpers of the conv-swap tests: configs, builds, comparisons."""
 import copy
 import os.path as osp
+import sys
 
 import torch
 from mmengine.config import Config
@@ -11,6 +12,8 @@ from torch.nn.modules.conv import _ConvNd
 from mmconvplug.swap.swap_convs import plain_conv_types
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The end-to-end helpers (tiny configs, tools as modules) of tests/e2e.
+sys.path.insert(0, osp.join(REPO, 'tests', 'e2e'))
 
 #: new config -> (stock config it inherits, test input (N, C, H, W)).
 SWAP_CONFIGS = {
