@@ -145,12 +145,16 @@ def test_builds_through_build_conv_layer_and_conv_module(name):
     x = inputs(positional)
     plain = nn.Conv2d(cin, cout, k, s, p, d, g, bias)
     assert positional(x).shape == plain(x).shape
-    module = ConvModule(cin, cout, k, s, p, d, g, conv_cfg=dict(type=name),
-                        norm_cfg=dict(type='BN'))
     stock = ConvModule(cin, cout, k, s, p, d, g, norm_cfg=dict(type='BN'))
-    assert type(module.conv) is variant(name)
-    assert module(x).shape == stock(x).shape
-    assert module.with_bias == stock.with_bias  # bias='auto' -> False
+    for module in (
+            ConvModule(cin, cout, k, s, p, d, g, conv_cfg=dict(type=name),
+                       norm_cfg=dict(type='BN')),
+            ConvModule(in_channels=cin, out_channels=cout, kernel_size=k,
+                       stride=s, padding=p, dilation=d, groups=g,
+                       conv_cfg=dict(type=name), norm_cfg=dict(type='BN'))):
+        assert type(module.conv) is variant(name)
+        assert module(x).shape == stock(x).shape
+        assert module.with_bias == stock.with_bias  # bias='auto' -> False
 
 
 # -------------------------------------------------------------------- fold
