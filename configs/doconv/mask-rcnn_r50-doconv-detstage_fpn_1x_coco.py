@@ -18,3 +18,10 @@ model = dict(
         type='DOConv',
         include=['backbone', 'neck', 'rpn_head', 'roi_head'],
         min_kernel_size=2))
+
+# No silent partial loads: stop the run, naming the keys, if the pretrained
+# init (or a load_from) leaves model tensors unfilled (other than the conv
+# variants' own new tensors) or checkpoint tensors unused (other than the
+# ImageNet classifier).
+default_hooks = dict(
+    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))

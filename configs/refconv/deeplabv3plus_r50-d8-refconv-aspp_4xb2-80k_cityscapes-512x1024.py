@@ -12,3 +12,10 @@ _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 
 model = dict(conv_swap=dict(type='RefConv', min_kernel_size=2))
+
+# No silent partial loads: stop the run, naming the keys, if the pretrained
+# init (or a load_from) leaves model tensors unfilled (other than the conv
+# variants' own new tensors) or checkpoint tensors unused (other than the
+# ImageNet classifier).
+default_hooks = dict(
+    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))

@@ -88,6 +88,10 @@ EXACTNESS = {
 STRICT_KEYS = set(EXACTNESS) | {
     'doconv/deeplabv3plus_r50-d8-doconv_4xb4-40k_voc12aug-512x512.py',
     'keypoint_rcnn/keypoint-rcnn_r50_fpn_1x_coco.py',
+    'doconv/mask-rcnn_r50-doconv-detstage_fpn_1x_coco.py',
+    'doconv/deeplabv3plus_r50-d8-doconv-aspp_4xb2-80k_cityscapes-512x1024.py',
+    'refconv/deeplabv3plus_r50-d8-refconv-aspp_4xb2-80k_cityscapes-512x1024.py',
+    'refconv/ssd300_vgg16-refconv-all_8xb8-24e_voc0712.py',
     'condconv/ssd300_mobilenetv1_8xb8-24e_coco.py',
     'condconv/ssd300_mobilenetv1-condconv8_8xb8-24e_coco.py',
 }
@@ -313,6 +317,9 @@ def test_published_init_loads_exactly(config, published_checkpoint):
     assert backbone_init(cfg) == url  # the config's own, untouched init
     point_init_at(cfg, path)
     ours = init_backbone_as_the_runner_does(cfg)
+    variant = next(v for k, v in (('doconv', 'DOConv'), ('refconv', 'RefConv'),
+                                  ('scnet', 'SCConv')) if k in config)
+    assert variant in {type(m).__name__ for m in ours.modules()}
 
     if plain[0] == 'official':
         size = 64 if plain[1] else 128  # SCConv's pooling needs >= 4 px
@@ -380,8 +387,9 @@ def test_deploy_config_of_a_paper_config_needs_no_plugin():
     cfg = _config('doconv/ssd300_vgg16-doconv_8xb8-24e_voc0712.py')
     assert cfg.default_hooks.checkpoint_keys.type == 'CheckpointKeysHook'
     init_default_scope('mmdet')
-    folded, report = fold_model(
-        MODELS.build(cfg.model), return_report=True, plain_conv_only=True)
+    folded, report = fold_model(MODELS.build(cfg.model),
+                                return_report=True,
+                                plain_conv_only=True)
     deploy = make_deploy_config(cfg, report, ['DOConv'])
     assert 'checkpoint_keys' not in deploy.default_hooks
     assert 'logger' in deploy.default_hooks  # the stock hooks stay
