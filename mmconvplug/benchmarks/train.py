@@ -278,6 +278,9 @@ def benchmark_model(name: str, variants: Sequence[str], quick: bool,
     spec = MODEL_SPECS[name]
     batch, size = spec.quick if quick else (spec.batch, spec.size)
     plain_cfg = load_config(spec.config)
+    if 'size' in plain_cfg.model.get('data_preprocessor', {}):
+        # mmseg pads every batch to the config's crop size: pad to ours.
+        plain_cfg.model.data_preprocessor['size'] = size
     plain = build_model(plain_cfg, spec.scope).to(device)
     models = {'plain': plain}
     for variant in variants:
