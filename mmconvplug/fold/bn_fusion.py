@@ -1,7 +1,7 @@
 """Fold a BatchNorm into the plain conv right before it (eval statistics).
 
 ``y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta`` is itself a conv
-(weights from torch's ``fuse_conv_bn_weights``). The fused conv matches the
+(torch's ``fuse_conv_bn_eval``). The fused conv matches the
 pair only with the BN's *running* statistics, i.e. in eval mode.
 
 Which BN is "directly after" a conv is decided by rules, not by tracing
@@ -25,7 +25,7 @@ from typing import Iterator, Tuple
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.utils.fusion import fuse_conv_bn_weights
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .report import FusedNorm
 
@@ -37,10 +37,10 @@ ConvNormPair = Tuple[nn.Module, str, str]
 def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
     """A new ``nn.Conv2d`` equal to ``bn(conv(x))`` with ``bn`` in eval mode.
 
-    The weights come from torch's
-    :func:`torch.nn.utils.fusion.fuse_conv_bn_weights`; the fused conv keeps
-    ``conv``'s geometry, device, dtype and train/eval mode, and always has a
-    bias.
+    torch's :func:`torch.nn.utils.fusion.fuse_conv_bn_eval` on eval-mode
+    views of the pair: a copy of ``conv`` (geometry, device, dtype kept)
+    with the fused weight and a bias. ``conv`` and ``bn`` keep their
+    train/eval mode, and so does the result (``conv``'s).
 
     Args:
         conv (nn.Conv2d): The conv (its bias may be None).
@@ -50,25 +50,13 @@ def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
     Returns:
         nn.Conv2d: The fused conv.
     """
-    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias,
-                                        bn.running_mean, bn.running_var,
-                                        bn.eps, bn.weight, bn.bias)
-    fused = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
-        groups=conv.groups,
-        bias=True,
-        padding_mode=conv.padding_mode,
-        device=conv.weight.device,
-        dtype=conv.weight.dtype)
-    fused.weight.copy_(weight)
-    fused.bias.copy_(bias)
-    fused.train(conv.training)
-    return fused
+    modes = conv.training, bn.training
+    try:
+        fused = fuse_conv_bn_eval(conv.eval(), bn.eval())
+    finally:
+        conv.train(modes[0])
+        bn.train(modes[1])
+    return fused.train(modes[0])
 
 
 def _can_fuse(conv: nn.Module, norm: nn.Module) -> bool:
