@@ -122,13 +122,15 @@ def full_precision() -> Iterator[None]:
 
 
 def is_exporting() -> bool:
-    """True while ``torch.jit.trace`` / ``torch.onnx.export`` record a graph.
+    """True while a graph is recorded: ``torch.jit.trace``,
+    ``torch.onnx.export`` (either exporter), ``torch.export`` and
+    ``torch.compile``.
 
     Layers then take their trace-safe computation (no Python-side caches,
-    no custom autograd functions, no shape-dependent Python branches baked
-    into the graph).
+    no custom autograd functions, no batch size baked into the graph).
     """
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling())
 
 
 class ConvAttributesMixin:

@@ -478,3 +478,16 @@ def test_onnx_export_with_dynamic_batch(name, tmp_path):
             expected = layer(x)
         (got, ) = session.run(None, {'x': x.numpy()})
         assert_rel_close(torch.from_numpy(got), expected, 1e-4)
+
+
+@pytest.mark.parametrize('name', VARIANTS)
+def test_torch_export_with_dynamic_batch(name):
+    """``torch.export`` (what the dynamo ONNX exporter builds on)."""
+    layer = build(name).eval()
+    batch = torch.export.Dim('batch', min=1, max=64)
+    program = torch.export.export(layer, (inputs(layer, batch=2), ),
+                                  dynamic_shapes=({0: batch}, ))
+    with torch.no_grad():
+        for size in (1, 5):
+            x = inputs(layer, batch=size)
+            assert_rel_close(program.module()(x), layer(x), 1e-5)
