@@ -109,11 +109,16 @@ def full_precision() -> Iterator[None]:
     Kernel compositions and folds run in the parameters' own dtype under
     it; ``F.conv2d`` outside still follows autocast.
     """
+    legacy = {'cpu': getattr(torch, 'is_autocast_cpu_enabled', None),
+              'cuda': torch.is_autocast_enabled}
     with contextlib.ExitStack() as stack:
         for device_type in ('cpu', 'cuda', 'xpu', 'mps'):
             try:
                 enabled = torch.is_autocast_enabled(device_type)
-            except (RuntimeError, TypeError):
+            except TypeError:  # torch < 2.4: no device_type argument
+                query = legacy.get(device_type)
+                enabled = bool(query and query())
+            except RuntimeError:  # a device type this build lacks
                 continue
             if enabled:
                 stack.enter_context(
