@@ -6,8 +6,15 @@
 # is the pretrained kernel, under the same `weight` key).
 #
 # The swap happens at build time, before the weights are initialised or
-# loaded. `python -m mmconvplug swap THIS_CONFIG` prints the report. After
-# training, `tools/fold.py` writes a checkpoint for the stock config.
+# loaded. `python -m mmconvplug swap THIS_CONFIG` prints the report:
+# 26 convs, parameters 43.6M -> 162.0M. The official RefConv map of a
+# depthwise conv mixes all its kernels (map_groups G = 1), so each of the
+# three 2048-channel ASPP branches trains a 37.7M-parameter map (the fold
+# removes them all). To bound it, swap the depthwise convs in a second
+# block with e.g. map_groups=8 (it must divide their channel counts):
+#   conv_swap=[dict(type='RefConv', min_kernel_size=2, groups=1),
+#              dict(type='RefConv', min_kernel_size=2, map_groups=8)]
+# After training, `tools/fold.py` writes a checkpoint for the stock config.
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'  # noqa: E501
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
 

@@ -152,6 +152,13 @@ def swap_convs(module: nn.Module,
     with preserved_rng_state():  # from_conv builds layers: draw nothing
         for index, spec in enumerate(specs, 1):
             records += _apply_block(module, spec, index, report)
+    # A conv one block skips and a later one swaps is reported as swapped;
+    # one skipped by several blocks, once (the first reason).
+    swapped, seen = set(report.swapped_names), set()
+    report.skipped = [
+        s for s in report.skipped
+        if s.name not in swapped and not (s.name in seen or seen.add(s.name))
+    ]
     report.params_after = count_parameters(module)
     add_records(module, records, report)
     if log:

@@ -120,8 +120,21 @@ def test_a_list_of_blocks_applies_in_order():
     ], log=False)
     assert type(net.head.cls).__name__ == 'DOConv'
     assert type(net.stem[0]).__name__ == 'CondConv'
-    assert {s.name: s.reason for s in report.skipped}['head.cls'] == (
-        'already a conv variant (DOConv)')
+    assert report.swapped_names == [
+        'head.conv.conv', 'head.cls', 'head.reg', 'stem.0']
+    assert report.skipped == []  # 'already a variant': reported as swapped
+
+
+def test_a_conv_skipped_by_one_block_and_swapped_by_the_next():
+    net = Net()
+    report = swap_convs(net, [
+        dict(type='RefConv', groups=1, min_kernel_size=2),
+        dict(type='RefConv', include='dw', map_groups=2),
+    ], log=False)
+    assert 'dw' in report.swapped_names and net.dw.map_groups == 2
+    skipped = [s.name for s in report.skipped]
+    assert 'dw' not in skipped
+    assert skipped == ['head.reg']  # 1x1, once
 
 
 @pytest.mark.parametrize('pattern, closest', [
