@@ -6,6 +6,7 @@ imports mmconvplug (which otherwise allowlists mmengine's ``HistoryBuffer``
 and numpy types): ``state_dict`` and a plain-typed ``meta``, nothing else.
 """
 import collections
+import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -99,7 +100,6 @@ def test_plain_checkpoint_keeps_module_versions(tmp_path):
 
 @pytest.fixture
 def convert_tool():
-    import importlib.util
     spec = importlib.util.spec_from_file_location(
         'deploy_tests_convert_pretrained',
         osp.join(REPO, 'tools', 'convert_pretrained.py'))
@@ -126,3 +126,30 @@ def test_convert_pretrained_output_loads_without_the_plugin(
                          'palette': [[1, 2, 3], [4, 5, 6]]}}
     converted = torch.load(out, weights_only=True)['state_dict']
     assert '0.weight' in converted and '0.D_delta' in converted
+
+
+def test_folded_checkpoint_loads_without_the_plugin(tmp_path):
+    """tools/fold.py on a Runner-style checkpoint (message hub, optimizer,
+    numpy meta) of the tiny DeepLabv3+ with DO-Conv."""
+    from deploy_tiny_models import build_model, case_config
+    spec = importlib.util.spec_from_file_location(
+        'deploy_tests_fold', osp.join(REPO, 'tools', 'fold.py'))
+    fold_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fold_tool)
+
+    cfg = case_config('deeplabv3plus', 'unused/')
+    config, src = str(tmp_path / 'config.py'), str(tmp_path / 'iter_4.pth')
+    cfg.dump(config)
+    torch.save(training_checkpoint(build_model(cfg).state_dict()), src)
+    out = str(tmp_path / 'folded.pth')
+    assert fold_tool.main([config, src, out, '--shape', '64', '128']) == 0
+
+    source, read = stock_load(src, out)
+    assert 'Unsupported global' in source['error']
+    assert read['keys'] == ['meta', 'state_dict']
+    meta = read['meta']
+    assert meta['dataset_meta'] == {'classes': ['a', 'b'],
+                                    'palette': [[1, 2, 3], [4, 5, 6]]}
+    assert meta['iter'] == 120 and meta['scale'] == [1.0, 2.0]
+    assert meta['mmconvplug_fold']['folded_layers'] > 0
+    assert 'hub_copy' not in meta
