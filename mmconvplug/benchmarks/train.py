@@ -2,7 +2,8 @@
 
     python tools/benchmark.py train [--models ssd300 mask_rcnn deeplabv3plus
         mobilenet_ssd] [--variants DOConv RefConv ...] [--repeats N]
-        [--threads T] [--cpu-time] [--quick] [--json OUT] [--markdown]
+        [--threads T] [--cpu-time] [--quick] [--batch N] [--size H W]
+        [--json OUT] [--markdown]
 
 For each model, the stock plain model and each variant **computing the same
 function**: the variant model is the plain model (random init, seeded) with
@@ -271,12 +272,21 @@ def make_train_step(model: nn.Module, data: dict) -> Callable[[], float]:
     return step
 
 
-def benchmark_model(name: str, variants: Sequence[str], quick: bool,
-                    repeats: int, clock: Callable[[], float],
-                    device: str) -> List[dict]:
-    """Rows (one per variant) for one model."""
+def benchmark_model(name: str,
+                    variants: Sequence[str],
+                    quick: bool,
+                    repeats: int,
+                    clock: Callable[[], float],
+                    device: str,
+                    batch: Optional[int] = None,
+                    size: Optional[Tuple[int, int]] = None) -> List[dict]:
+    """Rows (one per variant) for one model; ``batch`` / ``size`` override
+    the spec's (or its quick) batch and input size."""
     spec = MODEL_SPECS[name]
-    batch, size = spec.quick if quick else (spec.batch, spec.size)
+    default_batch, default_size = spec.quick if quick else (spec.batch,
+                                                            spec.size)
+    batch = batch or default_batch
+    size = tuple(size) if size else default_size
     plain_cfg = load_config(spec.config)
     if 'size' in plain_cfg.model.get('data_preprocessor', {}):
         # mmseg pads every batch to the config's crop size: pad to ours.
@@ -358,9 +368,19 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         'DOConv RefConv; mobilenet_ssd: CondConv)')
     parser.add_argument('--quick', action='store_true',
                         help='batch 1-2, small inputs: a smoke run')
+    parser.add_argument('--batch', type=int,
+                        help='images per step for every model (default: '
+                        'per model)')
+    parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
+                        help='input size for every model (default: per '
+                        'model; SSD300 anchors want 300 300)')
     add_measurement_options(parser)
     args = parser.parse_args(argv)
     args.clock, args.device = measurement_setup(parser, args)
+    if args.batch is not None and args.batch < 1:
+        parser.error(f'--batch must be >= 1, got {args.batch}.')
+    if args.size is not None and min(args.size) < 32:
+        parser.error(f'--size must be at least 32 32, got {args.size}.')
     if args.variants:
         unknown = sorted(set(args.variants) - set(conv_variants()))
         if unknown:
@@ -376,7 +396,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name in args.models:
         variants = args.variants or MODEL_SPECS[name].variants
         rows.extend(benchmark_model(name, variants, args.quick, args.repeats,
-                                    clock, device))
+                                    clock, device, args.batch, args.size))
         print(f'measured {name}', flush=True)
     print(format_results(rows, markdown=args.markdown))
     print(f'median of {args.repeats} interleaved train steps '

@@ -52,12 +52,13 @@ def test_train_benchmark_tiny_run_writes_json(tmp_path, monkeypatch,
     monkeypatch.setitem(train.MODEL_SPECS, 'tiny_ssd', TINY_SSD)
     out = tmp_path / 'train.json'
     assert train.main(['--models', 'tiny_ssd', '--repeats', '1',
-                       '--threads', '1', '--device', 'cpu', '--json',
-                       str(out)]) == 0
+                       '--threads', '1', '--device', 'cpu', '--size', '64',
+                       '64', '--json', str(out)]) == 0
     assert 'tiny_ssd' in capsys.readouterr().out
     report = json.loads(out.read_text())
     (row, ) = report['results']
     assert row['variant'] == 'DOConv' and row['device'] == 'cpu'
+    assert row['batch'] == 2 and row['input_size'] == [64, 64]
     assert row['step0_rel_diff'] < 1e-5
     assert row['train_ratio'] > 0 and row['peak_mb'] > 0
     assert row['params'] > row['params_plain']  # DO-Conv's D
