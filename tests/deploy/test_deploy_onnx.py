@@ -7,6 +7,7 @@ and run in onnxruntime at batch 1 and 3 against the eager model (relative
 deploys) is exported the same way.
 """
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -93,3 +94,12 @@ def test_export_onnx_tool_on_a_training_checkpoint(tmp_path, capsys):
     assert osp.isfile(out)
     assert tool.main(args) == 2  # never overwrites
     assert 'already exists' in capsys.readouterr().err
+
+
+def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
+    from mmconvplug.deploy import DeployDependencyError
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    path = str(tmp_path / 'conv.onnx')
+    with pytest.raises(DeployDependencyError, match=r'mmconvplug\[deploy\]'):
+        export_onnx(torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8), path)
+    assert not osp.exists(path)
