@@ -1,5 +1,6 @@
 """``tools/benchmark.py train`` at a tiny size: the variant models start from
 the plain weights exactly, the run writes its JSON. No timed assertions."""
+import copy
 import json
 
 import pytest
@@ -21,10 +22,17 @@ def restore_threads():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize('variant', ['DOConv', 'RefConv', 'CondConv'])
-def test_variant_from_plain_computes_the_plain_loss(variant):
+@pytest.fixture(scope='module')
+def tiny_plain():
+    """The tiny SSD's config, plain model and a fixed batch, built once."""
     cfg = train.load_config(TINY_SSD.config)
     plain = train.build_model(cfg, 'mmdet')
+    return cfg, plain, train.fixed_batch(plain, 'mmdet', 2, (64, 64), 20)
+
+
+@pytest.mark.parametrize('variant', ['DOConv', 'RefConv', 'CondConv'])
+def test_variant_from_plain_computes_the_plain_loss(tiny_plain, variant):
+    cfg, plain, data = tiny_plain
     placed = train.build_model(variant_config(cfg, variant, 'mmdet'),
                                'mmdet', seed=1)
     model = train.variant_from_plain(plain, placed)
@@ -32,17 +40,15 @@ def test_variant_from_plain_computes_the_plain_loss(variant):
     assert swapped == [n for n, m in placed.named_modules()
                        if is_conv_variant(m)]
     assert not any(is_conv_variant(m) for m in plain.modules())
-    data = train.fixed_batch(plain, 'mmdet', 2, (96, 96), 20)
     losses = {}
-    for name, net in (('plain', plain), ('variant', model)):
+    for name, net in (('plain', copy.deepcopy(plain)), ('variant', model)):
         torch.manual_seed(0)
         losses[name] = train.make_train_step(net, data)()
     assert losses['variant'] == pytest.approx(losses['plain'], rel=1e-5)
 
 
-def test_variant_from_plain_needs_matching_names():
-    cfg = train.load_config(TINY_SSD.config)
-    plain = train.build_model(cfg, 'mmdet')
+def test_variant_from_plain_needs_matching_names(tiny_plain):
+    _, plain, _ = tiny_plain
     with pytest.raises(ValueError, match='places no conv variant'):
         train.variant_from_plain(plain, plain)
 
