@@ -1,1 +1,9 @@
-"""Benchmarks behind ``tools/benchmark.py`` (ratios measured in one run)."""
+"""Benchmarks behind ``tools/benchmark.py`` (ratios measured in one run).
+
+* :mod:`.layers`: each conv variant (and public baselines) vs ``nn.Conv2d``;
+* :mod:`.models`: whole models, trained form vs folded vs stock;
+* :mod:`.train`: whole-model train step, variants built from the plain
+  weights vs the plain model.
+
+Measurements come from :mod:`mmconvplug.analysis`.
+"""

@@ -1,8 +1,10 @@
 """Layer benchmark: each conv variant against ``nn.Conv2d`` of the same shape.
 
-    python tools/benchmark.py layers [--shapes mission|imagenet|all]
+    python tools/benchmark.py layers
+        [--shapes mission|imagenet|mobilenet_ssd|condconv|all]
         [--json OUT] [--repeats N] [--threads T] [--variants NAME ...]
         [--public-baseline] [--cpu-time] [--quick] [--device cpu|cuda]
+        [--markdown]
 
 For every shape and variant it reports, as ratios to a plain ``nn.Conv2d``
 measured in the same run:
