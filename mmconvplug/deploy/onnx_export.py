@@ -109,6 +109,23 @@ class OnnxExport:
         return max((c.max_rel_error for c in self.checks), default=0.0)
 
 
+def _check_exportable(model: nn.Module) -> None:
+    """Refuse a two-stage detector: its tensor mode needs image metadata
+    (the RPN's proposals), which a traced graph of one tensor cannot take."""
+    try:
+        from mmdet.models.detectors import TwoStageDetector
+    except ImportError:  # no mmdet installed: no two-stage detectors either
+        return
+    if isinstance(model, TwoStageDetector):
+        raise ValueError(
+            f'{type(model).__name__} is a two-stage detector: its '
+            "mode='tensor' forward needs per-image metadata for the RPN, so "
+            'it does not export as a graph of one image tensor. Export its '
+            'backbone and neck instead (export_onnx(nn.Sequential(...)) or a '
+            'module calling model.extract_feat), or a single-stage detector '
+            'or segmentor.')
+
+
 def _legacy_exporter_kwargs() -> dict:
     """torch >= 2.9 defaults to the torch.export-based exporter (needs
     onnxscript); we use the TorchScript one, which dynamic_axes drives."""
@@ -135,7 +152,12 @@ def onnx_bytes(model: nn.Module,
     Returns:
         tuple[bytes, list[str]]: the serialized ONNX model and its output
         names (``output0``, ``output1``...).
+
+    Raises:
+        ValueError: ``model`` is a two-stage detector (see the module
+            docstring).
     """
+    _check_exportable(model)
     wrapper = TensorOutputs(model)
     was_training = model.training
     model.eval()
@@ -254,7 +276,8 @@ def export_onnx(model: nn.Module,
         DeployDependencyError: onnx / onnxruntime is not installed.
         FileExistsError: ``path`` exists and ``overwrite`` is False.
         ValueError: onnxruntime's outputs differ from the eager ones by more
-            than ``tolerance`` at some batch size (nothing is written).
+            than ``tolerance`` at some batch size, or ``model`` is a
+            two-stage detector (nothing is written).
     """
     _require('onnx')
     if osp.lexists(path) and not overwrite:

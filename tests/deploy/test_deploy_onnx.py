@@ -103,3 +103,11 @@ def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(DeployDependencyError, match=r'mmconvplug\[deploy\]'):
         export_onnx(torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8), path)
     assert not osp.exists(path)
+
+
+def test_two_stage_detector_is_refused_with_the_alternative(tmp_path):
+    cfg = case_config('mask_rcnn', 'unused/')
+    path = str(tmp_path / 'mask_rcnn.onnx')
+    with pytest.raises(ValueError, match='two-stage detector.*extract_feat'):
+        export_onnx(build_model(cfg).eval(), torch.randn(2, 3, 64, 64), path)
+    assert not osp.exists(path)
