@@ -21,6 +21,7 @@ dict). Importing :mod:`mmconvplug` installs it
 import functools
 from typing import Any, Callable, Iterator
 
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS, Registry
 
 #: The config key of the swap (a dict or a list of dicts; None: no swap).
@@ -32,9 +33,9 @@ def _with_conv_swap(build_func: Callable) -> Callable:
 
     @functools.wraps(build_func)
     def build(cfg: Any, *args, **kwargs) -> Any:
-        if not isinstance(cfg, dict) or CONV_SWAP_KEY not in cfg:
+        if not isinstance(cfg, (dict, Config)) or CONV_SWAP_KEY not in cfg:
             return build_func(cfg, *args, **kwargs)
-        cfg = cfg.copy()
+        cfg = ConfigDict(cfg.to_dict() if isinstance(cfg, Config) else cfg)
         conv_swap = cfg.pop(CONV_SWAP_KEY)
         model = build_func(cfg, *args, **kwargs)
         if conv_swap is not None:

@@ -116,3 +116,18 @@ def test_old_ssdvgg_convcfg_configs_deploy_to_the_stock_ssdvgg(variant):
     assert 'conv_swap' not in deploy.model.backbone
     assert 'custom_imports' not in deploy
     build(deploy).load_state_dict(folded.state_dict(), strict=True)
+
+
+def test_dict_configdict_and_config_objects_all_swap():
+    from mmengine.config import Config, ConfigDict
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope('mmdet')
+    cfg = dict(type='RPNHead', in_channels=8, feat_channels=8,
+               anchor_generator=dict(type='AnchorGenerator', scales=[8],
+                                     ratios=[1.0], strides=[4]),
+               conv_swap=dict(type='DOConv', min_kernel_size=2))
+    for each in (cfg, ConfigDict(cfg), Config(cfg)):
+        head = MODELS.build(each)
+        assert type(head.rpn_conv).__name__ == 'DOConv'
+        assert type(head.rpn_cls).__name__ == 'Conv2d'  # 1x1: filtered
+        assert 'conv_swap' in each  # the caller's config is not changed
