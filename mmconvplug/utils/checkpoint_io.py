@@ -349,6 +349,8 @@ def plain_checkpoint(state_dict: Mapping[str, torch.Tensor],
             f'plain_checkpoint: state_dict entries {not_tensors[:5]} are '
             'not tensors. Pass model.state_dict() (or the checkpoint\'s '
             "'state_dict'), not the whole checkpoint.")
+    if meta is not None and not isinstance(meta, Mapping):
+        meta = {'meta': meta}  # mmengine writes a dict; keep anything else
     plain_meta, dropped = to_plain_data(dict(meta or {}), 'meta')
     weights = OrderedDict(
         (str(k), v.detach().cpu()) for k, v in state_dict.items())
