@@ -109,8 +109,11 @@ class StockInitWeights:
         self.done = False
 
     def _stock_init(self) -> None:
-        """The module class's own ``init_weights``."""
-        type(self.module).init_weights(self.module)
+        """The module class's own ``init_weights`` (none for a plain
+        ``nn.Module``: its convs keep their construction init)."""
+        init_weights = getattr(type(self.module), 'init_weights', None)
+        if init_weights is not None:
+            init_weights(self.module)
 
     def __call__(self) -> None:
         module = self.module

@@ -257,3 +257,12 @@ def test_init_weights_twice_keeps_the_trained_variants():
     net.init_weights()  # mmengine warns and does nothing
     for key, value in net.state_dict().items():
         assert torch.equal(value, trained[key]), key
+
+
+def test_a_plain_nn_module_can_be_swapped_and_initialised():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+    plain = copy.deepcopy(net)
+    swap_convs(net, dict(type='RefConv'), log=False)
+    net.init_weights()  # as the Runner calls it: nothing to initialise
+    x = torch.randn(1, 3, 8, 8)
+    _assert_same([plain(x)], [net(x)])
