@@ -106,6 +106,7 @@ def add_swap_command(subparsers) -> None:
 
 def run_swap_command(args) -> int:
     """``python -m mmconvplug swap CONFIG``: print the swap report(s)."""
+    import logging
     import sys
 
     from mmengine.logging import MMLogger
@@ -113,7 +114,9 @@ def run_swap_command(args) -> int:
 
     # Builds log through mmengine's current logger: keep this output to
     # the report printed below.
-    MMLogger.get_instance('mmconvplug-swap', log_level='WARNING')
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
         cfg = load_config(args.config, args.cfg_options)
         if args.list is not None and not _has_conv_swap(cfg.model.to_dict()):
@@ -123,6 +126,8 @@ def run_swap_command(args) -> int:
     except (ConvSwapConfigError, ValueError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    finally:
+        logger.setLevel(level)
     for report in reports:
         print(report.table())
     if args.list is not None:
