@@ -77,7 +77,8 @@ def _plain_convs(node: Any, folded_types: Set[str]) -> Any:
     conv_swap = node.pop(CONV_SWAP_KEY, None)
     node = {k: _plain_convs(v, folded_types) for k, v in node.items()}
     conv_cfg = node.get('conv_cfg')
-    if isinstance(conv_cfg, dict) and _short(conv_cfg.get('type')) in folded_types:
+    if (isinstance(conv_cfg, dict)
+            and _short(conv_cfg.get('type')) in folded_types):
         node['conv_cfg'] = None
     conv_swap = _without_folded_swaps(conv_swap, folded_types)
     if conv_swap is not None:

@@ -17,7 +17,7 @@ from mmconvplug.analysis import count_parameters, format_table
 from mmconvplug.convs.base import is_conv_variant
 
 from .build_hook import CONV_SWAP_KEY
-from .report import ConvSwapReport
+from .report import ConvSwapReport, pair_text
 from .swap_convs import conv_swap_reports
 
 
@@ -79,9 +79,9 @@ def conv_table(model: nn.Module,
             name,
             type(module).__name__,
             f'{module.in_channels}->{module.out_channels}',
-            'x'.join(map(str, module.kernel_size)),
-            'x'.join(map(str, module.stride)),
-            'x'.join(map(str, module.dilation)),
+            pair_text(module.kernel_size),
+            pair_text(module.stride),
+            pair_text(module.dilation),
             module.groups,
             f'{count_parameters(module):,}',
         ])

@@ -1,8 +1,14 @@
-"""What a ``conv_swap`` did: swapped convs, skipped ones and why, parameters."""
+"""What a ``conv_swap`` did: swapped convs, skipped convs (and why),
+parameters."""
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 from mmconvplug.analysis import format_table
+
+
+def pair_text(values: Sequence[int]) -> str:
+    """``(3, 3)`` -> ``'3x3'``."""
+    return 'x'.join(str(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,9 @@ class ConvSwapReport:
             rows = [[
                 conv.name, conv.variant,
                 f'{conv.in_channels}->{conv.out_channels}',
-                'x'.join(map(str, conv.kernel_size)),
-                'x'.join(map(str, conv.stride)),
-                'x'.join(map(str, conv.dilation)), conv.groups,
+                pair_text(conv.kernel_size),
+                pair_text(conv.stride),
+                pair_text(conv.dilation), conv.groups,
                 f'{conv.params_before:,}', f'{conv.params_after:,}'
             ] for conv in self.swapped]
             lines.append(format_table(

@@ -16,7 +16,7 @@ checks every key and value and says how to fix a wrong one.
 """
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from torch import nn
 from torch.nn.modules.utils import _pair
@@ -42,7 +42,7 @@ def swappable_variants() -> Dict[str, type]:
     }
 
 
-def _as_list(value: Any, key: str) -> List[Any]:
+def _as_list(value: Any) -> List[Any]:
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -51,7 +51,7 @@ def _as_list(value: Any, key: str) -> List[Any]:
 
 
 def _patterns(value: Any, key: str) -> Tuple[str, ...]:
-    patterns = _as_list(value, key)
+    patterns = _as_list(value)
     bad = [p for p in patterns if not isinstance(p, str) or not p]
     if bad:
         raise ConvSwapConfigError(
@@ -88,7 +88,7 @@ def _pairs(value: Any, key: str) -> Optional[Tuple[Tuple[int, int], ...]]:
 def _positive_ints(value: Any, key: str) -> Optional[Tuple[int, ...]]:
     if value is None:
         return None
-    values = _as_list(value, key)
+    values = _as_list(value)
     if not values or not all(
             isinstance(v, int) and not isinstance(v, bool) and v > 0
             for v in values):
@@ -252,8 +252,3 @@ def parse_conv_swaps(blocks: Any) -> List[ConvSwapSpec]:
                 'remove the key (None also means no swap).')
         return [parse_conv_swap(block) for block in blocks]
     return [parse_conv_swap(blocks)]
-
-
-def pair_text(values: Sequence[int]) -> str:
-    """``(3, 3)`` -> ``'3x3'``."""
-    return 'x'.join(str(v) for v in values)
