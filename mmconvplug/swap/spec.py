@@ -13,6 +13,23 @@ A block (a dict in the config, next to ``type`` of the model it applies to)::
 
 is turned into a :class:`ConvSwapSpec` by :func:`parse_conv_swap`, which
 checks every key and value and says how to fix a wrong one.
+
+* ``type``: a registered conv variant with an exact ``from_conv``
+  (:func:`swappable_variants`: DOConv, RefConv, CondConv).
+* ``include`` / ``exclude``: module-name patterns (one string or a list;
+  see :mod:`mmconvplug.swap.matching`); no ``include``: the whole module.
+* ``kernel_size`` / ``stride``: an int (square), an ``(h, w)`` tuple, or a
+  list of them; the conv's must be one of them. ``min_kernel_size``: the
+  larger kernel side must be at least this (2: every kernel larger than
+  1x1). ``groups``: an int or a list of ints.
+* any other key is a keyword argument of the variant's ``from_conv``
+  (``D_mul`` for DOConv, ``map_size`` / ``map_groups`` for RefConv,
+  ``num_experts`` / ``expert_jitter`` / ``strategy`` for CondConv).
+
+Only plain convs are swapped (``nn.Conv2d`` and mmcv's ``Conv2d``
+wrapper); other conv layers the block reaches (transposed convs, convs
+that already are variants, ``nn.Conv2d`` subclasses with their own
+forward, convs ``from_conv`` refuses) are reported as skipped, with why.
 """
 import inspect
 from dataclasses import dataclass, field
