@@ -76,6 +76,8 @@ def info_lines(short: bool = False) -> List[str]:
     lines.append(f'{"variants":<11} {conv_variant_summary()}')
     from mmconvplug.compat import describe_fixes
     lines.extend(f'{"compat":<11} {line}' for line in describe_fixes())
+    from mmconvplug.swap.build_hook import describe_build_hook
+    lines.append(f'{"conv_swap":<11} {describe_build_hook()}')
     return lines
 
 

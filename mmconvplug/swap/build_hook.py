@@ -70,3 +70,14 @@ def install_build_hook(root: Registry = MODELS) -> None:
 def build_hook_installed(registry: Registry = MODELS) -> bool:
     """True when ``registry`` honours ``conv_swap``."""
     return hasattr(registry.build_func, 'conv_swap_wrapped')
+
+
+def describe_build_hook(root: Registry = MODELS) -> str:
+    """One line for ``python -m mmconvplug info``: the scopes whose
+    ``MODELS.build`` honours ``conv_swap``."""
+    scopes = sorted({registry.scope for registry in _registry_tree(root)
+                     if build_hook_installed(registry)})
+    if not scopes:
+        return 'NOT installed: import mmconvplug before building models'
+    return (f'MODELS.build honours a model config\'s conv_swap in scopes '
+            f'{", ".join(scopes)} (and every registry created later)')

@@ -131,3 +131,10 @@ def test_dict_configdict_and_config_objects_all_swap():
         assert type(head.rpn_conv).__name__ == 'DOConv'
         assert type(head.rpn_cls).__name__ == 'Conv2d'  # 1x1: filtered
         assert 'conv_swap' in each  # the caller's config is not changed
+
+
+def test_info_says_where_conv_swap_is_honoured():
+    import mmseg.registry  # noqa: F401  (created after the hook: inherits)
+    from mmconvplug.__main__ import info_lines
+    (line, ) = [x for x in info_lines() if x.startswith('conv_swap')]
+    assert 'mmdet' in line and 'mmengine' in line and 'mmseg' in line
