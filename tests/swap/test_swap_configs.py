@@ -99,3 +99,39 @@ def test_swap_config_equals_the_stock_model(config):
     deploy = make_deploy_config(cfg, fold_report, conv_variants())
     assert model_dict(deploy) == model_dict(stock_cfg)
     stock.load_state_dict(folded.state_dict(), strict=True)
+
+
+def test_published_init_reaches_the_swapped_backbone_exactly(tmp_path):
+    """The Mask R-CNN config keeps torchvision://resnet50; pointed at a
+    local checkpoint in that layout (fc included), the swapped model
+    initialises, with strict key checks, to exactly the stock model."""
+    from mmdet.models.backbones import ResNet
+
+    from mmconvplug.engine.checkpoint_keys import checkpoint_keys_strictness
+    config = 'doconv/mask-rcnn_r50-doconv-detstage_fpn_1x_coco.py'
+    stock_name, shape = SWAP_CONFIGS[config]
+    state = ResNet(50).state_dict()  # torchvision's ResNet-50 key layout
+    state['fc.weight'], state['fc.bias'] = torch.zeros(1000, 2048), \
+        torch.zeros(1000)
+    path = str(tmp_path / 'resnet50.pth')
+    torch.save(state, path)
+
+    models = []
+    for name in (stock_name, config):
+        cfg = load(name)
+        assert cfg.model.backbone.init_cfg.checkpoint == 'torchvision://'\
+            'resnet50'
+        model_cfg = without_downloads(cfg.model)
+        model_cfg['backbone']['init_cfg'] = dict(type='Pretrained',
+                                                 checkpoint=path)
+        torch.manual_seed(0)
+        model = build(cfg, model_cfg)
+        with checkpoint_keys_strictness(True):
+            model.init_weights()
+        models.append(model)
+    stock, swapped = models
+    conv2 = swapped.backbone.layer3[0].conv2
+    assert type(conv2).__name__ == 'DOConv'
+    assert torch.equal(conv2.weight, state['layer3.0.conv2.weight'])
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    assert output_difference(stock, swapped, x).max_rel_error <= 1e-6
