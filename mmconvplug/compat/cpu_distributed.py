@@ -16,12 +16,19 @@ The fix skips ``set_device`` when no CUDA device exists, and drops
 ``device_ids`` when the wrapped module lives on the CPU (torch's rule for CPU
 modules). With a GPU neither patch changes anything.
 
+A gloo process group still alive when the interpreter exits can abort the
+process in its C++ teardown ("terminate called without an active exception",
+SIGABRT) after a run that finished well, which torchrun reports as a failed
+run. mmengine never destroys the group it creates, so the CPU path registers
+``destroy_process_group`` to run at exit.
+
 Applies to mmengine 0.7.0 - 0.10.7 (``device_ids=[LOCAL_RANK]`` since
 https://github.com/open-mmlab/mmengine/pull/973; 0.10.7 is the newest
 release, still affected). No upstream issue tracks CPU-only launches; the
 code is ``_init_dist_pytorch`` in ``mmengine/dist/utils.py`` and
 ``Runner.wrap_model`` in ``mmengine/runner/runner.py``.
 """
+import atexit
 import functools
 
 import torch
@@ -43,6 +50,11 @@ def _accelerator_available() -> bool:
                 or dist_utils.is_musa_available())
 
 
+def _destroy_process_group_at_exit() -> None:
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def _patch_init_dist_pytorch() -> None:
     original = dist_utils._init_dist_pytorch
     if getattr(original, '_mmconvplug_patched', False):
@@ -53,6 +65,7 @@ def _patch_init_dist_pytorch() -> None:
         if _accelerator_available() or init_backend != 'torch':
             return original(backend, init_backend=init_backend, **kwargs)
         torch_dist.init_process_group(backend=backend, **kwargs)
+        atexit.register(_destroy_process_group_at_exit)
 
     _init_dist_pytorch._mmconvplug_patched = True
     dist_utils._init_dist_pytorch = _init_dist_pytorch
