@@ -262,6 +262,24 @@ def check_dist_backend(cfg: Config) -> None:
             "env_cfg = dict(dist_cfg=dict(backend='gloo')) in the config).")
 
 
+def check_conv_swaps(cfg: Config) -> None:
+    """Parse every ``conv_swap`` block of ``cfg.model`` before building.
+
+    Catches a wrong variant name, filter or ``from_conv`` argument up front
+    (as :class:`~mmconvplug.swap.spec.ConvSwapConfigError`, a ValueError);
+    patterns that match no module can only be checked on the built model
+    and are reported when it is built.
+    """
+    from mmconvplug.swap.build_hook import CONV_SWAP_KEY
+    from mmconvplug.swap.spec import parse_conv_swaps
+    for key_path, node in _walk(cfg.get('model'), 'model'):
+        if isinstance(node, dict) and node.get(CONV_SWAP_KEY) is not None:
+            try:
+                parse_conv_swaps(node[CONV_SWAP_KEY])
+            except ValueError as err:
+                raise type(err)(f'{key_path}.{CONV_SWAP_KEY}: {err}') from err
+
+
 def check_config(cfg: Config, phase: str = 'train') -> List[str]:
     """Validate ``cfg`` before building the Runner; raise on the first problem.
 
@@ -276,7 +294,8 @@ def check_config(cfg: Config, phase: str = 'train') -> List[str]:
         (a :class:`MissingCustomImportsWarning` was issued for them).
 
     Raises:
-        ValueError: unknown conv type; nccl requested without CUDA.
+        ValueError: unknown conv type; a malformed ``conv_swap`` block;
+            nccl requested without CUDA.
         FileNotFoundError: missing ``data_root`` / ``ann_file`` /
             ``data_prefix`` paths.
     """
@@ -287,13 +306,15 @@ def check_config(cfg: Config, phase: str = 'train') -> List[str]:
     if isinstance(cfg, dict) and not isinstance(cfg, Config):
         cfg = Config(cfg)
     check_conv_types(cfg)
+    check_conv_swaps(cfg)
     check_data_paths(cfg, phase)
     check_dist_backend(cfg)
     return check_custom_imports(cfg)
 
 
 __all__: Sequence[str] = [
-    'MissingCustomImportsWarning', 'check_config', 'check_conv_types',
+    'MissingCustomImportsWarning', 'check_config', 'check_conv_swaps',
+    'check_conv_types',
     'check_custom_imports', 'check_data_paths', 'check_dist_backend',
     'registered_conv_types'
 ]

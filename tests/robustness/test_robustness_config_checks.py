@@ -199,3 +199,26 @@ def test_nccl_without_cuda_is_refused():
     check_dist_backend(
         Config(dict(launcher='pytorch',
                     env_cfg=dict(dist_cfg=dict(backend='gloo')))))
+
+
+@pytest.mark.parametrize('block, expected', [
+    (dict(type='NoSuchConv'), 'NoSuchConv'),
+    (dict(type='DOConv', min_kernel_size=0), 'min_kernel_size'),
+    (dict(type='DOConv', not_an_argument=3), 'not_an_argument'),
+])
+def test_a_malformed_conv_swap_is_refused_before_building(
+        cityscapes_root, block, expected):
+    cfg = _seg_config(cityscapes_root)
+    cfg.model.backbone.conv_cfg = None
+    cfg.model.conv_swap = block
+    with pytest.raises(ValueError, match=expected) as info:
+        check_config(cfg)
+    assert 'model.conv_swap' in str(info.value)
+
+
+def test_a_good_conv_swap_passes(cityscapes_root):
+    cfg = _seg_config(cityscapes_root)
+    cfg.model.backbone.conv_cfg = None
+    cfg.model.conv_swap = dict(type='DOConv', include=['backbone.layer4'],
+                               min_kernel_size=2)
+    check_config(cfg)
