@@ -21,5 +21,8 @@ test-fast: setup
 benchmark: setup
 	$(PY) tools/benchmark.py layers
 
+datasets: setup
+	$(PY) tools/make_tiny_datasets.py --root data/tiny
+
 clean:
 	rm -rf work_dirs outputs .pytest_cache

@@ -55,7 +55,7 @@ else
   fi
   say "building mmcv 2.1.0 with ops against this torch."
   say "The first build takes about a quarter of an hour on 2 cores; pip caches the"
-  say "wheel, so later set-ups on this machine take seconds. Log: $log_dir/mmcv.log"
+  say "wheel, so later set-ups on this machine take about 2 minutes. Log: $log_dir/mmcv.log"
   start=$SECONDS
   MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$py" -m pip install --disable-pip-version-check \
     -v --no-build-isolation mmcv==2.1.0 "numpy<2" >"$log_dir/mmcv.log" 2>&1 &

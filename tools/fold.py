@@ -66,6 +66,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if export.stock_compatible:
         print('the deploy config uses only stock mmdet/mmseg types: no '
               'mmconvplug needed to test it.')
+        if 'SSDHead' in open(export.config_path).read():
+            print("note: stock mmdet <= 3.3.0 cannot test any SSD ('SSDHead' "
+                  "object has no attribute 'loss_cls', mmdetection#11780): "
+                  'test it with tools/test.py, or add the one-line fix '
+                  'from mmconvplug/compat/ssd_head_predict.py to mmdet.')
     else:
         print('the deploy config still needs mmconvplug for: '
               + ', '.join(export.plugin_types_left))

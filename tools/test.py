@@ -74,8 +74,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         if not args.compare:
-            run_test(with_test_hooks(cfg, not args.no_fold, args.fuse_bn,
-                                     args.tolerance), args.out)
+            metrics = run_test(with_test_hooks(cfg, not args.no_fold,
+                                               args.fuse_bn, args.tolerance),
+                               args.out)
+            # The Runner logs the metrics, unless the config's log_level hides
+            # them (e.g. a demo config saved with log_level='WARNING').
+            print('metrics: ' + '  '.join(f'{k}: {v}'
+                                          for k, v in metrics.items()))
             return 0
         metrics = test_unfolded_and_folded(cfg, args.fuse_bn,
                                            args.tolerance, args.out)

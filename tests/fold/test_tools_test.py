@@ -66,3 +66,15 @@ def test_bad_scope_is_a_clear_error(tmp_path, capsys):
     ckpt.write_bytes(b'')
     assert load_tool('test').main([str(config), str(ckpt)]) == 2
     assert "must be one of ('mmdet', 'mmseg')" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_metrics_are_printed_even_when_the_config_hides_logs(tmp_path, capsys):
+    config, ckpt = prepared(tmp_path, 'cityscapes')
+    rc = load_tool('test').main([
+        config, ckpt, '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+        'log_level=WARNING'
+    ])
+    assert rc == 0
+    assert re.search(r'^metrics: .*mIoU: [\d.]+', capsys.readouterr().out,
+                     re.MULTILINE)
