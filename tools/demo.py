@@ -20,7 +20,7 @@ For ``--task det`` (the default, what ``make demo`` runs) it
 (mIoU); ``--task kpt`` for Keypoint R-CNN on tiny COCO person keypoints.
 The logic lives in :mod:`mmconvplug.demo`.
 
-About 5 minutes on a quiet 2-core CPU for ``--task det``. On a machine
+About 1-2 minutes on a quiet 2-core CPU for ``--task det``. On a machine
 shared with other busy processes run it with ``OMP_NUM_THREADS=1``: torch's
 worker threads otherwise spin against the other jobs.
 """
