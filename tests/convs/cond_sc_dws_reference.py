@@ -6,7 +6,6 @@ by index, batch norm by its formula), not with the modules' code paths or
 ``F.conv2d``, so that a module and its reference can only agree by both
 being right. Everything is meant to run in float64 on tiny tensors.
 """
-import pytest
 import torch
 
 
@@ -224,17 +223,3 @@ def train_step(model, inputs):
     loss = sum(out.pow(2).mean() for out in outputs)
     loss.backward()
     return outputs
-
-
-@pytest.fixture
-def single_thread():
-    """Run a test on one intra-op thread, then restore the setting.
-
-    The tensors here are tiny: with several threads each small op pays a
-    thread-pool hand-off, and on a shared, oversubscribed 2-core machine
-    that made these tests up to 50x slower than on one thread.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from cond_sc_dws_reference import single_thread  # noqa: F401
 from cond_sc_dws_reference import (MODEL_BUILDERS, cond_conv_reference,
                                    model_inputs, train_step)
 from mmcv.cnn import ConvModule
@@ -22,8 +21,6 @@ GEOMETRIES = [
     (2, 3, 1, 1, 0, 1, 1, True),
     (3, 2, 1, (2, 3), 0, 1, 1, False),  # 1x1 with stride: batched matmul
 ]
-
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def reference(layer, x):

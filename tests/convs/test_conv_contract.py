@@ -34,14 +34,6 @@ GEOMETRIES = {
 AMP_LOSS_RTOL = {torch.bfloat16: 5e-2, torch.float16: 1e-2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def variant(name: str) -> type:
     return conv_variants()[name]
 

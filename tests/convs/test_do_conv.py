@@ -10,15 +10,6 @@ from conv_reference_formulas import (conv2d_by_unfold,
 from mmconvplug.convs import DOConv
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-offs on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def randomised(layer: DOConv) -> DOConv:
     """Move every parameter off its init, so D is far from the identity."""
     with torch.no_grad():
@@ -183,5 +174,3 @@ def test_do_conv_as_fpn_and_ssd_neck_conv_cfg():
     outs = _forward_backward(neck, feats)
     assert len(outs) == 3
     assert any(isinstance(m, DOConv) for m in neck.modules())
-
-

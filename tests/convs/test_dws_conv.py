@@ -1,7 +1,6 @@
 """DWSConv and the active-domain API, checked against the paper's formula."""
 import pytest
 import torch
-from cond_sc_dws_reference import single_thread  # noqa: F401
 from cond_sc_dws_reference import (MODEL_BUILDERS, build_fpn,
                                    dws_conv_reference, model_inputs,
                                    train_step)
@@ -15,8 +14,6 @@ from mmconvplug.convs import (DWSConv, FoldUnsupportedError,
                               is_foldable, set_active_domain,
                               set_domain_from_data_samples, using_domain)
 from mmconvplug.convs.base import CONV_ATTRIBUTES
-
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def randomise_norms(layer):

@@ -10,15 +10,6 @@ from conv_reference_formulas import (conv2d_by_unfold,
 from mmconvplug.convs import RefConv
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-offs on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def randomised(layer: RefConv) -> RefConv:
     """Random basis, map and bias, so ``T`` is far from zero."""
     with torch.no_grad():

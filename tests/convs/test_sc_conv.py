@@ -3,15 +3,12 @@ import math
 
 import pytest
 import torch
-from cond_sc_dws_reference import single_thread  # noqa: F401
 from cond_sc_dws_reference import (MODEL_BUILDERS, model_inputs,
                                    sc_conv_reference, train_step)
 from mmcv.cnn import ConvModule
 from torch import nn
 
 from mmconvplug.convs import SCConv
-
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def randomise_norms(layer):
