@@ -16,11 +16,11 @@ The fix skips ``set_device`` when no CUDA device exists, and drops
 ``device_ids`` when the wrapped module lives on the CPU (torch's rule for CPU
 modules). With a GPU neither patch changes anything.
 
-A gloo process group still alive when the interpreter exits can abort the
-process in its C++ teardown ("terminate called without an active exception",
-SIGABRT) after a run that finished well, which torchrun reports as a failed
-run. mmengine never destroys the group it creates, so the CPU path registers
-``destroy_process_group`` to run at exit.
+mmengine never destroys the process group it creates; torch asks for
+``destroy_process_group`` before exit, so the CPU path registers it to run
+at exit. (It does not prevent every teardown abort of torch's gloo backend:
+a worker can still, rarely, end with SIGABRT and "terminate called without
+an active exception" after its run completed; see the README.)
 
 Applies to mmengine 0.7.0 - 0.10.7 (``device_ids=[LOCAL_RANK]`` since
 https://github.com/open-mmlab/mmengine/pull/973; 0.10.7 is the newest

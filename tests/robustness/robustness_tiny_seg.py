@@ -20,6 +20,7 @@ import json
 import os
 import os.path as osp
 import socket
+import shutil
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -182,11 +183,38 @@ def dist_train_command(config: str, work_dir: str, nproc: int,
             *extra]
 
 
+#: What torch's gloo backend prints when a worker aborts in its C++
+#: teardown after the Python program has finished (SIGABRT at exit, so
+#: torchrun reports the run as failed). Seen in 2 of 3 full-suite runs on
+#: the 2-core CI machine for the 2-process run below, never in 9 runs of the
+#: test alone; not caused by the run itself (training and validation had
+#: completed on both ranks).
+GLOO_TEARDOWN_ABORT = 'terminate called without an active exception'
+
+
+def _teardown_abort_only(result: subprocess.CompletedProcess) -> bool:
+    return (result.returncode != 0
+            and GLOO_TEARDOWN_ABORT in result.stderr
+            and 'Traceback (most recent call last)' not in
+            result.stderr.split(GLOO_TEARDOWN_ABORT)[0])
+
+
 def run(command: List[str], timeout: float = 240,
         **env: str) -> subprocess.CompletedProcess:
-    """Run a tool; on failure raise with its output (for a readable test)."""
+    """Run a tool; on failure raise with its output (for a readable test).
+
+    A multi-process run whose only failure is gloo's teardown abort
+    (:data:`GLOO_TEARDOWN_ABORT`, no Python traceback before it) is run
+    once more from a clean work dir; any other failure raises at once.
+    """
     result = subprocess.run(command, cwd=REPO, env=child_env(**env),
                             capture_output=True, text=True, timeout=timeout)
+    if _teardown_abort_only(result) and '--work-dir' in command:
+        shutil.rmtree(command[command.index('--work-dir') + 1],
+                      ignore_errors=True)
+        result = subprocess.run(command, cwd=REPO, env=child_env(**env),
+                                capture_output=True, text=True,
+                                timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(
             f'{" ".join(command)} exited {result.returncode}\n'
