@@ -15,8 +15,12 @@ def _shapes(module):
 
 
 def test_it_warns_and_names_the_replacement():
-    with pytest.warns(DeprecationWarning, match="conv_swap=dict"):
-        SSDVGGConvCfg(depth=16)
+    with pytest.warns(DeprecationWarning, match="conv_swap=dict") as record:
+        backbone = SSDVGGConvCfg(depth=16)
+    assert isinstance(backbone, SSDVGG)
+    messages = [str(w.message) for w in record
+                if issubclass(w.category, DeprecationWarning)]
+    assert any("type='SSDVGG'" in m for m in messages), messages
 
 
 def test_plain_build_is_the_stock_ssdvgg():

@@ -75,15 +75,13 @@ def run_stock(scope, args, cwd, fix_ssd_head=False):
         capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
-def test_metrics(work_dir):
+def logged_test_metrics(work_dir):
     """The metrics mmengine's LoggerHook dumped after the test epoch."""
     (path, ) = [p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
                 if not p.endswith('scalars.json')]
     with open(path) as f:
         return json.loads(f.read().splitlines()[-1])
 
-
-test_metrics.__test__ = False  # a helper, not a test
 
 
 def trained_and_folded(tmp_path, which):
@@ -114,8 +112,8 @@ def test_stock_mmdet_test_tool_on_folded_tiny_ssd(tmp_path):
     ], cwd=str(tmp_path), fix_ssd_head=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
-    ours_map = test_metrics(str(ours))['pascal_voc/mAP']
-    stock_map = test_metrics(str(stock))['pascal_voc/mAP']
+    ours_map = logged_test_metrics(str(ours))['pascal_voc/mAP']
+    stock_map = logged_test_metrics(str(stock))['pascal_voc/mAP']
     assert stock_map == pytest.approx(ours_map, abs=1e-6)
     ours_pred = load(str(tmp_path / 'ours.pkl'))
     stock_pred = load(str(tmp_path / 'stock.pkl'))
@@ -144,8 +142,8 @@ def test_stock_mmseg_test_tool_on_folded_tiny_deeplabv3plus(tmp_path):
     ], cwd=str(tmp_path))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
-    ours_metrics, stock_metrics = (test_metrics(str(ours)),
-                                   test_metrics(str(stock)))
+    ours_metrics, stock_metrics = (logged_test_metrics(str(ours)),
+                                   logged_test_metrics(str(stock)))
     for key in ('mIoU', 'aAcc', 'mAcc'):
         assert stock_metrics[key] == pytest.approx(ours_metrics[key],
                                                    abs=1e-6), key
