@@ -1,10 +1,15 @@
 # mmconvplug: two commands on a fresh machine.
 #   make demo   set up .venv (first time ~15 min: mmcv ops build), then run the demo
 #   make test   set up .venv, then run the whole test suite (slow end-to-end tests too)
+#   make test-torch TORCH=2.1.2   the fast suite on another torch, in .venv-torch2.1.2
+#                                 (its own mmcv build, cached per torch)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# The oldest supported torch (the newest tested is 2.14.1; the default 2.13.0).
+TORCH ?= 2.1.2
+TORCH_VENV := $(CURDIR)/.venv-torch$(TORCH)
 
-.PHONY: setup demo test test-fast benchmark datasets clean
+.PHONY: setup demo test test-fast test-torch benchmark datasets clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +22,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-torch:
+	@MMCONVPLUG_VENV=$(TORCH_VENV) TORCH=$(TORCH) bash scripts/setup.sh
+	$(TORCH_VENV)/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 benchmark: setup
 	$(PY) tools/benchmark.py layers

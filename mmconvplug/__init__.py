@@ -8,6 +8,9 @@ makes ``MODELS.build`` honour a model config's ``conv_swap`` block
 :mod:`mmconvplug.compat`.
 """
 from .version import __version__
+from .utils.mmcv_ops import require_mmcv_ops
+
+require_mmcv_ops()  # mmcv's compiled ops, built for this torch: else say so
 from . import compat  # noqa: F401  (first: fixes upstream before use)
 from . import convs  # noqa: F401
 from . import backbones  # noqa: F401

@@ -6,11 +6,19 @@
 #   GPU users: create .venv and install your CUDA torch into it first
 #     python3 -m venv .venv && .venv/bin/pip install torch==<ver> --index-url <cuda index>
 #   then run this script: it keeps that torch and builds mmcv's ops against it.
+#
+#   Environment:
+#     MMCONVPLUG_VENV  the virtual environment to set up (default: ./.venv)
+#     TORCH            the torch version to install when the environment has none
+#                      (default 2.13.0); e.g. `make test-torch TORCH=2.1.2`
+#     MMCONVPLUG_CACHE where built mmcv wheels are kept, one per torch build
+#                      (default: ~/.cache/mmconvplug)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-venv="$here/.venv"
+venv="${MMCONVPLUG_VENV:-$here/.venv}"
+torch_wanted="${TORCH:-}"
 py="$venv/bin/python"
 stamp="$venv/.mmconvplug-ready"
 log_dir="$venv/setup-logs"
@@ -32,47 +40,81 @@ fi
 mkdir -p "$log_dir"
 pip_q() { "$py" -m pip install --disable-pip-version-check -q "$@"; }
 
-# 1. torch: keep the user's (e.g. a CUDA build), else the CPU 2.13.0 wheel.
+# 1. torch: keep the user's (e.g. a CUDA build), else $TORCH (default 2.13.0).
 if "$py" -c "import torch" 2>/dev/null; then
-  say "using the torch already in .venv: $("$py" -c 'import torch; print(torch.__version__)')"
+  have="$("$py" -c 'import torch; print(torch.__version__)')"
+  if [[ -n "$torch_wanted" && "${have%%+*}" != "$torch_wanted" ]]; then
+    die "$venv has torch $have, but TORCH=$torch_wanted was asked for.
+Use another environment (MMCONVPLUG_VENV=...), or remove $venv and run this again."
+  fi
+  say "using the torch already in $venv: $have"
 else
-  say "installing torch==2.13.0 (CPU)"
-  pip_q torch==2.13.0
+  say "installing torch==${torch_wanted:-2.13.0}"
+  pip_q "torch==${torch_wanted:-2.13.0}"
 fi
 
 # 2. Build tools mmcv needs *in the environment* (the build runs without isolation,
 #    so it compiles against this torch; pkg_resources needs setuptools < 81).
 pip_q "setuptools>=77.0.3,<81" wheel "numpy<2" ninja
 
-# 3. mmcv 2.1.0 with compiled ops.
+# 3. mmcv 2.1.0 with compiled ops, from a wheel cache keyed to this torch.
+#    pip's own cache keeps one `mmcv-2.1.0` wheel name for every torch, so a wheel
+#    built for another torch would load with undefined symbols. We build the wheel
+#    ourselves into $MMCONVPLUG_CACHE/mmcv-2.1.0/<key>/, where <key> names the torch
+#    version, its CUDA build, the Python ABI and whether CUDA ops were compiled, and
+#    install it from there with no index: a foreign build is never picked up.
 ops_ok() { "$py" -c "from mmcv.ops import nms, roi_align" 2>/dev/null; }
+cache_root="${MMCONVPLUG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmconvplug}"
+key="$("$py" - <<'PYKEY'
+import os, sys, sysconfig, torch
+cuda_ops = os.environ.get('FORCE_CUDA') == '1' or torch.cuda.is_available()
+print('torch{}-cu{}-cp{}{}-{}-{}'.format(
+    torch.__version__.replace('+', '_'), (torch.version.cuda or 'none').replace('.', ''),
+    sys.version_info[0], sys.version_info[1],
+    sysconfig.get_platform().replace('-', '_'), 'cudaops' if cuda_ops else 'cpuops'))
+PYKEY
+)"
+wheel_dir="$cache_root/mmcv-2.1.0/$key"
 if ops_ok; then
   say "mmcv $("$py" -c 'import mmcv; print(mmcv.__version__)') with ops: ok"
 else
   if "$py" -c "import mmcv" 2>/dev/null; then
-    say "mmcv is installed without its compiled ops; rebuilding it"
+    say "mmcv is installed but its ops do not import with this torch; reinstalling it"
     "$py" -m pip uninstall -y -q mmcv
   fi
-  say "building mmcv 2.1.0 with ops against this torch."
-  say "The first build takes about a quarter of an hour on 2 cores; pip caches the"
-  say "wheel, so later set-ups on this machine take about 2 minutes. Log: $log_dir/mmcv.log"
-  start=$SECONDS
-  MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$py" -m pip install --disable-pip-version-check \
-    -v --no-build-isolation mmcv==2.1.0 "numpy<2" >"$log_dir/mmcv.log" 2>&1 &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 30
-    step=$(grep -oE '^\[[0-9]+/[0-9]+\]' "$log_dir/mmcv.log" | tail -n 1 || true)
-    say "  ... $(( (SECONDS - start) / 60 )) min elapsed${step:+, compiled $step}"
-  done
-  wait "$pid" || die "mmcv build failed; the last lines of $log_dir/mmcv.log:
-$(tail -n 25 "$log_dir/mmcv.log")"
-  ops_ok || die "mmcv installed but its ops do not import ('from mmcv.ops import nms').
-This happens when pip builds mmcv in an isolated environment. Fix:
-  $py -m pip uninstall -y mmcv
-  $py -m pip cache remove mmcv
-  $py -m pip install --no-build-isolation mmcv==2.1.0"
-  say "mmcv built in $(( (SECONDS - start) / 60 )) min"
+  if ! ls "$wheel_dir"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
+    say "building an mmcv 2.1.0 wheel with ops for $key."
+    say "This takes about a quarter of an hour on 2 cores, once per torch; the wheel is"
+    say "kept in $wheel_dir. Log: $log_dir/mmcv.log"
+    start=$SECONDS
+    tmp_dir="$(mktemp -d "$cache_root/.build-XXXXXX" 2>/dev/null || { mkdir -p "$cache_root" && mktemp -d "$cache_root/.build-XXXXXX"; })"
+    MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$py" -m pip wheel --disable-pip-version-check \
+      --no-cache-dir -v --no-build-isolation --no-deps -w "$tmp_dir" mmcv==2.1.0 \
+      >"$log_dir/mmcv.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep 30
+      step=$(grep -oE '^\[[0-9]+/[0-9]+\]' "$log_dir/mmcv.log" | tail -n 1 || true)
+      say "  ... $(( (SECONDS - start) / 60 )) min elapsed${step:+, compiled $step}"
+    done
+    wait "$pid" || { rm -rf "$tmp_dir"; die "mmcv build failed; the last lines of $log_dir/mmcv.log:
+$(tail -n 25 "$log_dir/mmcv.log")"; }
+    # Publish the finished wheel only (no half-written cache entry).
+    mkdir -p "$(dirname "$wheel_dir")"
+    rm -rf "$wheel_dir" && mv "$tmp_dir" "$wheel_dir"
+    say "mmcv wheel built in $(( (SECONDS - start) / 60 )) min"
+  else
+    say "installing the cached mmcv wheel built for $key"
+  fi
+  pip_q --no-index --no-deps --force-reinstall "$wheel_dir"/mmcv-2.1.0-*.whl
+  # mmcv's own requirements (mmcv.ops imports mmengine), from the index.
+  pip_q "mmengine>=0.10.7,<0.11" addict yapf "opencv-python>=3" packaging pyyaml pillow
+  if ! ops_ok; then
+    "$py" "$here/mmconvplug/utils/mmcv_ops.py" || true
+    die "mmcv's ops do not import from the wheel cached for $key.
+The cache entry may be damaged. Fix: remove it and run this script again:
+  rm -rf '$wheel_dir'"
+  fi
 fi
 
 # 4. mmdet, mmseg, mmengine and mmconvplug (editable) with the test and deploy

@@ -7,6 +7,7 @@
 * Every fix module declares its upstream range and issue, and a fix is a
   no-op outside its range.
 """
+import collections
 import copy
 import os
 import pickle
@@ -25,6 +26,8 @@ from mmconvplug.compat import (UpstreamFix, fix_modules,
                                upstream_fixes)
 from mmconvplug.compat.safe_checkpoint_globals import history_buffer_getattr
 from mmconvplug.compat.upstream import installed_version, version_in_range
+from mmconvplug.utils.torch_compat import (clear_safe_globals, restricted_load,
+                                           weights_only_load)
 
 
 class _Regression(BaseModel):
@@ -80,14 +83,14 @@ def trained_checkpoint(tmp_path_factory):
 
 def test_mmengine_checkpoint_needs_the_safe_globals(trained_checkpoint):
     """Without the registered globals torch refuses mmengine's checkpoint."""
-    torch.serialization.clear_safe_globals()
+    clear_safe_globals()
     try:
         with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer|'
                            'numpy|Counter|getattr'):
-            torch.load(trained_checkpoint)
+            weights_only_load(trained_checkpoint)
     finally:
         register_checkpoint_safe_globals()
-    checkpoint = torch.load(trained_checkpoint)
+    checkpoint = weights_only_load(trained_checkpoint)
     assert checkpoint['meta']['iter'] == 2
     assert 'log_scalars' in checkpoint['message_hub']
 
@@ -122,7 +125,52 @@ def test_code_carrying_checkpoint_is_still_refused(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'payload': _RunsCode()}, path)
     with pytest.raises(pickle.UnpicklingError, match='system'):
-        torch.load(path)
+        weights_only_load(path)
+
+
+def test_restricted_unpickler_loads_mmengine_checkpoints(trained_checkpoint):
+    """The torch < 2.4 path (a restricted unpickler), run on this torch:
+    it reads what torch's weights-only loader reads, tensor for tensor."""
+    legacy = restricted_load(trained_checkpoint)
+    native = weights_only_load(trained_checkpoint)
+    assert legacy['meta']['iter'] == native['meta']['iter'] == 2
+    assert legacy['state_dict'].keys() == native['state_dict'].keys()
+    for name, value in native['state_dict'].items():
+        torch.testing.assert_close(legacy['state_dict'][name], value)
+    assert 'log_scalars' in legacy['message_hub']
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    sentinel = tmp_path / 'SENTINEL'
+
+    class _Touches:
+
+        def __reduce__(self):
+            return (os.system, (f'touch {sentinel}', ))
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _Touches()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='system'):
+        restricted_load(path)
+    assert not sentinel.exists()
+
+
+def test_old_torch_refusal_is_reported_as_untrusted(tmp_path, monkeypatch):
+    """On torch < 2.4 a refused global is named as such, never reported as
+    a corrupt file; an mmengine checkpoint still loads."""
+    from mmconvplug.utils import torch_compat
+    from mmconvplug.utils.checkpoint_io import (UntrustedCheckpointError,
+                                                load_checkpoint_file)
+    monkeypatch.setattr(torch_compat, 'has_native_safe_globals',
+                        lambda: False)
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _RunsCode()}, path)
+    with pytest.raises(UntrustedCheckpointError, match='system'):
+        load_checkpoint_file(path)
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'n': collections.Counter(
+        {3: 1})}, good)
+    assert load_checkpoint_file(good)['n'] == {3: 1}
 
 
 def test_restricted_getattr_refuses_everything_else():

@@ -17,7 +17,10 @@ checkpoints contain, and nothing that can run code:
   ``HistoryBuffer``'s registered statistics methods and refuses all else.
 
 Applies to mmengine 0.10.x up to 0.10.7 (the newest release, still
-affected) with torch >= 2.4 (``add_safe_globals``). Upstream:
+affected) on every torch: torch >= 2.4 takes the list through
+``torch.serialization.add_safe_globals``; on older torch
+:mod:`mmconvplug.utils.torch_compat` keeps it for its restricted unpickler
+(torch < 2.4 cannot extend its own weights-only allowlist). Upstream:
 https://github.com/open-mmlab/mmengine/issues/1655 (and the test-suite fix
 https://github.com/open-mmlab/mmengine/pull/1650, which turns
 ``weights_only`` off instead).
@@ -28,8 +31,9 @@ import pickle
 from typing import Any, Callable, List, Tuple, Union
 
 import numpy as np
-import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+
+from mmconvplug.utils.torch_compat import add_safe_globals
 
 from .upstream import UpstreamFix
 
@@ -84,17 +88,14 @@ def checkpoint_safe_globals() -> List[SafeGlobal]:
 
 
 def register_checkpoint_safe_globals() -> None:
-    """Allowlist :func:`checkpoint_safe_globals` (torch >= 2.4; else no-op)."""
-    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
-    if add_safe_globals is not None:
-        add_safe_globals(checkpoint_safe_globals())
+    """Allowlist :func:`checkpoint_safe_globals` (torch's list on >= 2.4)."""
+    add_safe_globals(checkpoint_safe_globals())
 
 
 FIX = UpstreamFix(
     name='safe_checkpoint_globals',
     package='mmengine',
     versions='>=0.10.0,<=0.10.7',
-    requires={'torch': '>=2.4'},
     issue='https://github.com/open-mmlab/mmengine/issues/1655',
     summary='resume / load_from of mmengine checkpoints fail under '
     "torch.load's weights_only=True (Unsupported global HistoryBuffer)",

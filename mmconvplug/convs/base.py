@@ -66,6 +66,8 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from mmconvplug.utils.torch_compat import is_compiling
+
 IntOrPair = Union[int, Tuple[int, int]]
 
 #: Attributes that ``ConvModule`` and mmdet/mmseg layers read off a conv.
@@ -135,7 +137,7 @@ def is_exporting() -> bool:
     no custom autograd functions, no batch size baked into the graph).
     """
     return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling())
+            or is_compiling())
 
 
 class ConvAttributesMixin:

@@ -24,7 +24,6 @@ Uses torch's TorchScript-based exporter (``torch.jit.trace``), so the same
 trace-safety rules as ``torch.jit.trace`` apply; onnx and onnxruntime come
 with ``pip install mmconvplug[deploy]``.
 """
-import inspect
 import io
 import os.path as osp
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from mmconvplug.fold import (FoldReport, check_checkpoint_matches_model,
                              fold_model)
 from mmconvplug.fold.checkpoint_guard import state_dict_of
 from mmconvplug.utils import atomic_save, load_checkpoint_file
+from mmconvplug.utils.torch_compat import torchscript_exporter_kwargs
 
 #: Name of the graph input.
 INPUT_NAME = 'inputs'
@@ -126,13 +126,6 @@ def _check_exportable(model: nn.Module) -> None:
             'or segmentor.')
 
 
-def _legacy_exporter_kwargs() -> dict:
-    """torch >= 2.9 defaults to the torch.export-based exporter (needs
-    onnxscript); we use the TorchScript one, which dynamic_axes drives."""
-    params = inspect.signature(torch.onnx.export).parameters
-    return {'dynamo': False} if 'dynamo' in params else {}
-
-
 def onnx_bytes(model: nn.Module,
                example_inputs: torch.Tensor,
                dynamic_batch: bool = True,
@@ -173,7 +166,7 @@ def onnx_bytes(model: nn.Module,
                 wrapper, (example_inputs, ), buffer,
                 input_names=[INPUT_NAME], output_names=names,
                 dynamic_axes=axes, opset_version=opset_version,
-                **_legacy_exporter_kwargs())
+                **torchscript_exporter_kwargs())
     finally:
         model.train(was_training)
     return buffer.getvalue(), names

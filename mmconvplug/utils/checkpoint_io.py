@@ -30,13 +30,15 @@ import numpy as np
 
 import torch
 
+from .torch_compat import REFUSED_MARKER, weights_only_load
+
 PathLike = Union[str, 'os.PathLike[str]']
 
 #: Phrases torch / mmconvplug put in an ``UnpicklingError`` when the
 #: weights-only unpickler refuses a global or a call (untrusted content), as
 #: opposed to bytes it cannot parse (corruption).
 _REFUSED_CONTENT_MARKERS = ('GLOBAL', 'Unsupported global', 'Refused getattr',
-                            'is not an allowed global')
+                            REFUSED_MARKER)
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -77,8 +79,8 @@ def _refused_globals(path: str) -> List[str]:
     if not zipfile.is_zipfile(path):
         return []
     try:
-        return list(
-            torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(
+            path))  # torch >= 2.5; older: AttributeError, caught below
     except Exception:  # the file is unreadable beyond the refusal itself
         return []
 
@@ -140,7 +142,7 @@ def load_checkpoint_file(path: PathLike,
             "by training or tools/fold.py (a work_dir's 'last_checkpoint' "
             'file names the newest one).')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return weights_only_load(path, map_location=map_location)
     except pickle.UnpicklingError as error:
         if _is_refused_content(error):
             raise _untrusted_error(path, error) from error

@@ -20,6 +20,7 @@ from mmconvplug.convs.base import (CONV_ATTRIBUTES, ConvVariantContractError,
                                    FoldableConvMixin, build_reference_layer,
                                    check_conv_variant_class)
 from mmconvplug.fold import fold_model
+from mmconvplug.utils.torch_compat import torchscript_exporter_kwargs
 
 VARIANTS = sorted(name for name, cls in conv_variants().items()
                   if cls.__module__.startswith('mmconvplug.'))
@@ -461,7 +462,7 @@ def test_onnx_export_with_dynamic_batch(name, tmp_path):
         torch.onnx.export(layer, (inputs(layer, batch=2), ), path,
                           input_names=['x'], output_names=['y'],
                           dynamic_axes={'x': {0: 'batch'}, 'y': {0: 'batch'}},
-                          dynamo=False)
+                          **torchscript_exporter_kwargs())
     session = onnxruntime.InferenceSession(
         path, providers=['CPUExecutionProvider'])
     for batch in (1, 3):
@@ -472,6 +473,9 @@ def test_onnx_export_with_dynamic_batch(name, tmp_path):
         assert_rel_close(torch.from_numpy(got), expected, 1e-4)
 
 
+@pytest.mark.skipif(
+    getattr(getattr(torch, 'export', None), 'Dim', None) is None,
+    reason='torch.export dynamic shapes (torch.export.Dim) need torch >= 2.2')
 @pytest.mark.parametrize('name', VARIANTS)
 def test_torch_export_with_dynamic_batch(name):
     """``torch.export`` (what the dynamo ONNX exporter builds on)."""
