@@ -108,7 +108,7 @@ $(tail -n 25 "$log_dir/mmcv.log")"; }
   fi
   pip_q --no-index --no-deps --force-reinstall "$wheel_dir"/mmcv-2.1.0-*.whl
   # mmcv's own requirements (mmcv.ops imports mmengine), from the index.
-  pip_q "mmengine>=0.10.7,<0.11" addict yapf "opencv-python>=3" packaging pyyaml pillow
+  pip_q "mmengine>=0.10.7,<0.11" addict yapf "opencv-python>=3" "numpy<2" packaging pyyaml pillow
   if ! ops_ok; then
     "$py" "$here/mmconvplug/utils/mmcv_ops.py" || true
     die "mmcv's ops do not import from the wheel cached for $key.

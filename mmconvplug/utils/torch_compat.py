@@ -20,6 +20,7 @@ older torch:
   code-carrying file is refused on every torch.
 * :func:`require_torch`: a clear error naming the torch a feature needs.
 """
+import _codecs
 import _compat_pickle
 import importlib
 import inspect
@@ -98,6 +99,9 @@ def _legacy_allowed_globals() -> Dict[str, Any]:
     """torch's weights-only list plus the user's (either registry)."""
     from torch import _weights_only_unpickler
     allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    # torch >= 2.4 allows it too: protocol-2 numpy arrays pickle their bytes
+    # as _codecs.encode(str, 'latin1'), which only returns bytes.
+    allowed['_codecs.encode'] = _codecs.encode
     if hasattr(torch.serialization, 'get_safe_globals'):
         allowed.update(
             _global_name(entry)
