@@ -1,4 +1,4 @@
-"""Give a conv variant's parameters the optimizer groups of the conv it replaces.
+"""Give a conv variant's parameters the optimizer groups of the replaced conv.
 
 mmengine's ``DefaultOptimWrapperConstructor.add_params`` applies
 ``paramwise_cfg`` per module, and recognises a depthwise conv by
