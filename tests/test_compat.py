@@ -4,6 +4,7 @@
   through the real Runner (``resume=True`` and ``load_from``), while a file
   carrying any other global is still refused.
 * The stock mmdet SSD300 model predicts (mmdet 3.3.0 ``SSDHead`` bug).
+* ``paramwise_cfg`` treats a conv variant as the conv it replaces.
 * Every fix module declares its upstream range and issue, and a fix is a
   no-op outside its range.
 """
@@ -234,11 +235,39 @@ def test_ssd_head_predict_fails_without_the_fix(stock_ssd300_voc):
         model(**data, mode='predict')
 
 
+def _depthwise_decay(add_params, module) -> dict:
+    from mmengine.optim import DefaultOptimWrapperConstructor
+    constructor = DefaultOptimWrapperConstructor(
+        dict(optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4)),
+        dict(dwconv_decay_mult=0.))
+    groups = []  # the module itself: the original recurses into the patch
+    add_params(constructor, groups, module)
+    names = {id(p): n for n, p in module.named_parameters()}
+    return {names[id(p)]: g.get('weight_decay', 1e-4) for g in groups
+            for p in g['params']}
+
+
+def test_dwconv_decay_reaches_a_variant_only_with_the_fix():
+    """``optim_conv_variants``: mmengine's own ``add_params`` gives a
+    DOConv replacing a depthwise conv the full decay; the patched one the
+    conv's 0 (every rule: tests/convs/test_conformance_freezing_optim.py)."""
+    from mmengine.optim import DefaultOptimWrapperConstructor
+
+    from mmconvplug.convs import DOConv
+    patched = DefaultOptimWrapperConstructor.add_params
+    original = patched._mmconvplug_original
+    conv = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    layer = DOConv.from_conv(conv)
+    assert set(_depthwise_decay(patched, conv).values()) == {0.}
+    assert set(_depthwise_decay(patched, layer).values()) == {0.}
+    assert set(_depthwise_decay(original, layer).values()) == {1e-4}
+
+
 def test_every_fix_module_declares_range_and_issue():
     fixes = upstream_fixes()
     names = [m.__name__.rsplit('.', 1)[1] for m in fix_modules()]
     assert {'safe_checkpoint_globals', 'ssd_head_predict', 'cpu_distributed',
-            'local_checkpoint_loader'} <= set(fixes)
+            'local_checkpoint_loader', 'optim_conv_variants'} <= set(fixes)
     assert set(fixes) <= set(names)
     for name, fix in fixes.items():
         assert fix.name == name

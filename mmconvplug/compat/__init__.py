@@ -63,6 +63,7 @@ def apply_upstream_fixes() -> Dict[str, bool]:
 from .cpu_distributed import enable_cpu_distributed  # noqa: E402
 from .local_checkpoint_loader import \
     register_local_checkpoint_loader  # noqa: E402
+from .optim_conv_variants import patch_optim_conv_variants  # noqa: E402
 from .safe_checkpoint_globals import \
     register_checkpoint_safe_globals  # noqa: E402
 from .ssd_head_predict import patch_ssd_head_predict  # noqa: E402
@@ -72,5 +73,6 @@ APPLIED = apply_upstream_fixes()
 __all__ = [
     'UpstreamFix', 'upstream_fixes', 'describe_fixes', 'apply_upstream_fixes',
     'fix_modules', 'enable_cpu_distributed', 'register_local_checkpoint_loader',
-    'register_checkpoint_safe_globals', 'patch_ssd_head_predict', 'APPLIED'
+    'register_checkpoint_safe_globals', 'patch_ssd_head_predict',
+    'patch_optim_conv_variants', 'APPLIED'
 ]

@@ -82,7 +82,8 @@ class UpstreamFix:
         return True
 
     def describe(self) -> str:
-        """One line for ``mmconvplug info``."""
+        """One line for ``mmconvplug info``: name, ranges, state, why
+        (the summary) and the upstream issue."""
         ranges = ', '.join(f'{d} {s}' for d, s in self.conditions().items())
         state = 'applied' if self.needed() else 'not needed here'
-        return f'{self.name} ({ranges}): {state}; {self.issue}'
+        return f'{self.name} ({ranges}): {state}; {self.summary}; {self.issue}'

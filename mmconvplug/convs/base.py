@@ -24,11 +24,14 @@ A variant provides:
    turn it off, e.g. DWSConv with a gate). A foldable layer's ``fold()``
    returns plain modules (normally one ``nn.Conv2d``) computing the same
    function in eval mode, on the layer's device and dtype, in full precision
-   even under autocast. Otherwise ``fold()`` raises
+   even under autocast, in the layer's training mode and frozen where the
+   layer is (:meth:`FoldableConvMixin.folded_requires_grad`). Otherwise
+   ``fold()`` raises
    :class:`FoldUnsupportedError` with ``fold_unsupported_reason``.
 4. **``from_conv(conv, **kwargs)``**, a classmethod returning the variant
    that computes exactly what the plain ``nn.Conv2d`` ``conv`` computes
-   (marked initialised, in ``conv``'s training mode, device and dtype). A
+   (marked initialised, in ``conv``'s training mode, device and dtype,
+   and frozen where ``conv`` is: :func:`adopt_conv_trainability`). A
    variant that cannot be exact sets ``from_conv_unsupported_reason``
    instead, and the inherited ``from_conv`` raises
    :class:`FromConvUnsupportedError` with it. When ``from_conv`` takes
@@ -273,8 +276,26 @@ class FoldableConvMixin(ConvVariantMixin, metaclass=ABCMeta):
         conv.weight.copy_(weight)
         if bias is not None:
             conv.bias.copy_(bias)
+        weight_grad, bias_grad = self.folded_requires_grad()
+        conv.weight.requires_grad_(weight_grad)
+        if bias is not None:
+            conv.bias.requires_grad_(bias_grad)
         conv.train(self.training)
         return conv
+
+    def folded_requires_grad(self) -> Tuple[bool, bool]:
+        """``(weight, bias)``: whether the fold's tensors require grad.
+
+        A folded tensor is trainable when a tensor of the layer it is
+        computed from is: the weight when any parameter other than a bias
+        does (DO-Conv's ``weight`` / ``D_delta``, RefConv's
+        ``refocus_weight``, ...); the bias as the layer's own ``bias``
+        does, or, for a layer whose folded bias is computed from its parts
+        (DWSConv), when any parameter does. A frozen layer (``frozen_stages``,
+        ``requires_grad_(False)``) so folds to a frozen conv, and a
+        trainable one to a trainable conv.
+        """
+        return folded_trainability(self)
 
 
 class NonFoldableConvMixin(ConvVariantMixin):
@@ -458,5 +479,72 @@ def adopt_plain_conv(layer: nn.Module, conv: nn.Conv2d) -> nn.Module:
     if conv.bias is not None:
         layer.bias.copy_(conv.bias)
     layer.is_init = True
+    return adopt_conv_trainability(layer, conv)
+
+
+# ------------------------------------------------------- trainability
+def _leaf_name(name: str) -> str:
+    return name.rsplit('.', 1)[-1]
+
+
+def adopt_conv_trainability(layer: nn.Module, conv: nn.Module) -> nn.Module:
+    """Give ``layer`` (built from ``conv``) ``conv``'s mode and freezes.
+
+    ``layer.train(conv.training)``; then a parameter of ``layer`` whose
+    counterpart in ``conv`` is frozen is frozen: ``layer``'s ``bias`` (the
+    conv's bias) follows ``conv.bias``, every other parameter (the kernel
+    and the variant's own new tensors: DO-Conv's ``D_delta``, RefConv's
+    ``refocus_weight``, CondConv's experts and routing) follows
+    ``conv.weight``. Parameters of a trainable counterpart keep the
+    layer's own choice (a multi-domain layer keeps its inactive domains
+    frozen). So a variant swapped into a frozen stage is frozen exactly as
+    the conv it replaces, before any ``train()`` call refreezes the stage
+    (DDP registers the trainable parameters when it wraps the model).
+
+    Returns:
+        nn.Module: ``layer``, changed in place.
+    """
     layer.train(conv.training)
+    weight = getattr(conv, 'weight', None)
+    bias = getattr(conv, 'bias', None)
+    weight_grad = weight.requires_grad if isinstance(
+        weight, torch.Tensor) else True
+    bias_grad = bias.requires_grad if isinstance(
+        bias, torch.Tensor) else weight_grad
+    froze_all = True
+    for name, param in layer.named_parameters():
+        if not (bias_grad if name == 'bias' else weight_grad):
+            param.requires_grad_(False)
+        froze_all = froze_all and not param.requires_grad
+    forget = getattr(layer, 'forget_domain_freezes', None)
+    if froze_all and callable(forget):
+        forget()  # a later domain switch must not unfreeze them
     return layer
+
+
+def folded_trainability(layer: nn.Module) -> Tuple[bool, bool]:
+    """``(weight, bias)`` trainability of ``layer``'s fold (see
+    :meth:`FoldableConvMixin.folded_requires_grad`)."""
+    named = list(layer.named_parameters())
+    weight_grad = any(p.requires_grad for n, p in named
+                      if _leaf_name(n) != 'bias')
+    own_bias = layer._parameters.get('bias')
+    if own_bias is not None:
+        bias_grad = own_bias.requires_grad
+    else:
+        bias_grad = any(p.requires_grad for _, p in named)
+    return weight_grad, bias_grad
+
+
+def freeze_like(folded: nn.Module, layer: nn.Module) -> nn.Module:
+    """Freeze every parameter of ``folded`` when ``layer`` (the variant
+    it was folded from) has parameters and none of them requires grad.
+
+    The fold engine's guarantee for any foldable variant, also one whose
+    ``fold()`` does not set trainability itself: a frozen variant folds to
+    frozen modules.
+    """
+    params = list(layer.parameters())
+    if params and not any(p.requires_grad for p in params):
+        folded.requires_grad_(False)
+    return folded

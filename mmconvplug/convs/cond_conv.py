@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import MODELS
-from .base import (IntOrPair, NonFoldableConvMixin, is_exporting,
-                   plain_conv_geometry)
+from .base import (IntOrPair, NonFoldableConvMixin, adopt_conv_trainability,
+                   is_exporting, plain_conv_geometry)
 
 #: Strategy names accepted by ``CondConv(strategy=...)``.
 COND_CONV_STRATEGIES = ('auto', 'unfold', 'grouped', 'per_example',
@@ -355,7 +355,9 @@ class CondConv(NonFoldableConvMixin, nn.Module):
             strategy (str): As for the constructor. Defaults to ``'auto'``.
 
         Returns:
-            CondConv: on ``conv``'s device and dtype, in its training mode.
+            CondConv: on ``conv``'s device and dtype, in its training mode;
+            experts and routing frozen when ``conv.weight`` is, the biases
+            when ``conv.bias`` is.
         """
         geometry = plain_conv_geometry(
             conv, 'CondConv.from_conv', zero_padding_only=False)
@@ -383,8 +385,7 @@ class CondConv(NonFoldableConvMixin, nn.Module):
                 layer.bias.copy_(scale * conv.bias.detach().unsqueeze(0)
                                  .expand(num_experts, -1))
         layer.is_init = True
-        layer.train(conv.training)
-        return layer
+        return adopt_conv_trainability(layer, conv)
 
     def from_conv_kwargs(self) -> dict:
         """``from_conv`` arguments that rebuild ``E`` and the strategy."""

@@ -281,6 +281,17 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
             bias=self.pointwise.bias is not None,
             device=dw_weight.device, dtype=dw_weight.dtype)
         pointwise.load_state_dict(self.pointwise.state_dict())
+        # Frozen where the layer is: each folded tensor requires grad when
+        # a tensor it is computed from does (the active domain's parts).
+        norm = [] if self.norms is None else list(
+            self.norms[self.active_domain].named_parameters())
+        depthwise.weight.requires_grad_(
+            self.depthwise[self.active_domain].weight.requires_grad
+            or any(p.requires_grad for n, p in norm if n == 'weight'))
+        depthwise.bias.requires_grad_(any(p.requires_grad for _, p in norm))
+        for name, param in pointwise.named_parameters():
+            param.requires_grad_(
+                self.pointwise.get_parameter(name).requires_grad)
         folded = nn.Sequential(
             OrderedDict(depthwise=depthwise, pointwise=pointwise))
         folded.train(self.training)

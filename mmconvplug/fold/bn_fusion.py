@@ -19,6 +19,12 @@ Only a plain ``nn.Conv2d`` (foldable variants are folded first) and a
 ``_BatchNorm`` with running statistics and matching channels are fused. The
 BN is replaced by ``nn.Identity`` under its own name, so ``self.norm1`` /
 ``ConvModule.norm`` properties and ``with_norm`` checks keep working.
+
+Trainability (:func:`fused_trainability`): the fused weight requires grad
+when the conv's weight or the BN's weight did, the fused bias when the
+conv's bias or the BN's weight or bias did. A frozen pair (a frozen stage)
+stays frozen and a trainable one stays trainable; torch's
+``fuse_conv_bn_eval`` alone would freeze the new bias of a bias-free conv.
 """
 from typing import Iterator, Tuple
 
@@ -57,6 +63,24 @@ def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
         conv.train(modes[0])
         bn.train(modes[1])
     return fused.train(modes[0])
+
+
+def fused_trainability(fused: nn.Conv2d, conv: nn.Conv2d,
+                       bn: _BatchNorm) -> nn.Conv2d:
+    """Set ``requires_grad`` of ``fused`` (``bn(conv(x))`` as one conv)
+    from the tensors it is computed from; returns ``fused``.
+
+    weight: ``conv.weight`` or ``bn.weight``; bias: ``conv.bias``,
+    ``bn.weight`` or ``bn.bias`` (running statistics are buffers).
+    """
+
+    def trainable(*tensors) -> bool:
+        return any(t is not None and t.requires_grad for t in tensors)
+
+    fused.weight.requires_grad_(trainable(conv.weight, bn.weight))
+    if fused.bias is not None:
+        fused.bias.requires_grad_(trainable(conv.bias, bn.weight, bn.bias))
+    return fused
 
 
 def _can_fuse(conv: nn.Module, norm: nn.Module) -> bool:
@@ -120,7 +144,8 @@ def fuse_batch_norms(model: nn.Module) -> list:
         norm = getattr(parent, norm_name)
         if not _can_fuse(conv, norm):
             continue  # already fused through another rule
-        setattr(parent, conv_name, fuse_conv_and_bn(conv, norm))
+        setattr(parent, conv_name,
+                fused_trainability(fuse_conv_and_bn(conv, norm), conv, norm))
         setattr(parent, norm_name, nn.Identity())
         if hasattr(parent, 'efficient_conv_bn_eval_forward'):
             # mmcv's optional fused path expects a real BN after the conv.

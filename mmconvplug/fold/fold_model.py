@@ -19,7 +19,8 @@ from typing import Iterator, Tuple, Union
 import torch
 from torch import nn
 
-from mmconvplug.convs.base import full_precision, is_conv_variant, is_foldable
+from mmconvplug.convs.base import (freeze_like, full_precision,
+                                   is_conv_variant, is_foldable)
 
 from .bn_fusion import fuse_batch_norms
 from .report import FoldedLayer, FoldReport, KeptLayer
@@ -40,7 +41,7 @@ def _fold_children(parent: nn.Module, prefix: str, report: FoldReport,
     for child_name, child in list(parent.named_children()):
         name = f'{prefix}{child_name}'
         if is_foldable(child):
-            folded = child.fold()
+            folded = freeze_like(child.fold(), child)
             if plain_conv_only and type(folded) is not nn.Conv2d:
                 report.kept.append(
                     KeptLayer(
@@ -87,6 +88,12 @@ def fold_model(model: nn.Module,
 
     Under autocast, folding runs with autocast off: the folded kernels are
     composed in the parameters' own dtype.
+
+    Trainability is kept: a folded (or BN-fused) tensor requires grad when
+    a tensor it is computed from did, so a frozen variant (``frozen_stages``)
+    folds to a frozen conv, and fine-tuning the folded model trains what
+    the variant model trained (see
+    :meth:`~mmconvplug.convs.base.FoldableConvMixin.folded_requires_grad`).
 
     Returns:
         The folded model, or ``(model, report)`` with ``return_report=True``.
