@@ -4,7 +4,8 @@ A copy of the sources is built into a wheel (``pip wheel --no-deps
 --no-build-isolation``), installed with ``pip install --no-deps --target``
 into an empty folder, and run from another empty folder with only that
 folder on ``PYTHONPATH``: the installed copy is imported (checked through
-``mmconvplug.__file__``), never the checkout. Every sub-command's
+``mmconvplug.__file__``), never the checkout. Into this environment pip
+would install the wheel and change nothing else. Every sub-command's
 ``--help`` works, ``mmconvplug configs`` lists the packaged configs with
 absolute paths, and ``mmconvplug swap`` builds packaged configs, whose
 ``_base_`` parts (relative paths and ``mmdet::`` names) resolve inside the
@@ -125,6 +126,18 @@ def test_wheel_ships_configs_tools_cli_and_declares_ranges(installed):
         assert requires[name].contains(module.__version__,
                                        prereleases=True), name
     assert 'Requires-Python: >=3.8' in metadata
+
+
+def test_pip_install_keeps_the_environment_as_it_is(installed, tmp_path):
+    """Into this environment (torch, mmcv, mmdet, mmseg already there) pip
+    would install mmconvplug and nothing else: no index is even asked."""
+    wheel = installed[0]
+    report = tmp_path / 'report.json'
+    _run([sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-index',
+          '--disable-pip-version-check', '-q', '--report', report, wheel])
+    installs = [item['metadata']['name']
+                for item in json.loads(report.read_text())['install']]
+    assert installs == ['mmconvplug']
 
 
 def test_every_subcommand_help_from_the_installed_copy(installed):
