@@ -1,2 +1,2 @@
-"""Package version (single source: kept equal to pyproject.toml)."""
-__version__ = '0.1.0'
+"""Package version: the single source (pyproject.toml reads it)."""
+__version__ = '0.2.0'

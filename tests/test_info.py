@@ -1,4 +1,4 @@
-"""``python -m mmconvplug info``: the report users paste into bug reports."""
+"""``mmconvplug info``: the report users paste into bug reports."""
 import subprocess
 import sys
 
@@ -6,8 +6,9 @@ import mmcv
 import mmdet
 import torch
 
-from mmconvplug.__main__ import registered_by_mmconvplug
+from mmconvplug.cli.info import registered_by_mmconvplug
 from mmconvplug.compat import fix_modules
+from mmconvplug.configs_path import configs_root
 
 
 def test_info_reports_versions_ops_and_registered_types():
@@ -22,6 +23,7 @@ def test_info_reports_versions_ops_and_registered_types():
     for conv_type in ('DOConv', 'RefConv', 'CondConv', 'SCConv', 'DWSConv'):
         assert conv_type in lines['MODELS'].split(', ')
     assert 'FoldHook' in lines['HOOKS'].split(', ')
+    assert lines['configs'] == configs_root()
     compat = [line[12:] for line in out.splitlines()
               if line.startswith('compat ')]
     for module in fix_modules():

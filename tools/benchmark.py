@@ -11,21 +11,19 @@
         whole-model train step of each variant, built from the plain
         model's weights, vs the plain model: time and peak memory.
 
-``python tools/benchmark.py MODE --help`` lists each mode's options.
+``python tools/benchmark.py MODE --help`` lists each mode's options. The
+code is :mod:`mmconvplug.cli.benchmark` (``mmconvplug benchmark MODE``, the
+same command line).
 """
 import sys
+from typing import List, Optional
 
-import mmconvplug  # noqa: F401  (registers the variants)
-from mmconvplug.benchmarks import layers, models, train
-
-MODES = dict(layers=layers.main, models=models.main, train=train.main)
+from mmconvplug.cli import benchmark as command
+from mmconvplug.cli import standalone_main
 
 
-def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in MODES:
-        print(__doc__)
-        return 2
-    return MODES[sys.argv[1]](sys.argv[2:]) or 0
+def main(argv: Optional[List[str]] = None) -> int:
+    return standalone_main(command, argv)
 
 
 if __name__ == '__main__':

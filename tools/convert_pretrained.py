@@ -13,67 +13,19 @@ plain ``torch.load(weights_only=True)`` reads OUT without mmconvplug. With
 converted, with their hyper-parameters; without it every 4-d conv kernel is.
 OUT must not exist: the tool never overwrites. Point the variant config's
 ``init_cfg=dict(type='Pretrained', checkpoint=OUT)`` at the result.
+
+The code is :mod:`mmconvplug.cli.convert` (``mmconvplug convert``, the same
+command line).
 """
-import argparse
-import os
 import sys
+from typing import List, Optional
 
-import torch
-
-import mmconvplug  # noqa: F401  (registers the variants; torch.load globals)
-from mmconvplug.convert import (VARIANT_TYPES, convert_state_dict,
-                                split_checkpoint)
-from mmconvplug.utils import atomic_save, load_checkpoint_file
-from mmconvplug.utils.checkpoint_io import plain_checkpoint
+from mmconvplug.cli import convert as command
+from mmconvplug.cli import standalone_main
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('input', help='plain checkpoint (.pth)')
-    parser.add_argument('output', help='converted checkpoint (new file)')
-    parser.add_argument(
-        '--variant', required=True, choices=sorted(VARIANT_TYPES))
-    parser.add_argument(
-        '--config',
-        help='variant model config: convert exactly its variant convs')
-    return parser.parse_args(argv)
-
-
-def build_model(config_path: str) -> torch.nn.Module:
-    """Build (without initialising or downloading) the config's model."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.utils import import_modules_from_strings
-
-    cfg = Config.fromfile(config_path)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return MODELS.build(cfg.model)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if os.path.exists(args.output):
-        raise SystemExit(
-            f'convert_pretrained: {args.output} exists; refusing to '
-            'overwrite it. Pick a new output path or remove the file.')
-    checkpoint = load_checkpoint_file(args.input)
-    state_dict, holder = split_checkpoint(checkpoint)
-    model = build_model(args.config) if args.config else None
-    new_state, converted = convert_state_dict(state_dict, args.variant,
-                                              model=model)
-    if holder is None:
-        out = new_state
-    else:
-        out, _ = plain_checkpoint(new_state, checkpoint.get('meta'),
-                                  state_dict_key=holder)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    atomic_save(out, args.output)  # new file only; never a partial one
-    print(f'converted {len(converted)} convs to {args.variant} '
-          f'({sum(k in new_state for k in state_dict)} other keys kept) -> '
-          f'{args.output}')
-    return 0
+def main(argv: Optional[List[str]] = None) -> int:
+    return standalone_main(command, argv)
 
 
 if __name__ == '__main__':

@@ -23,8 +23,10 @@ The logic lives in :mod:`mmconvplug.demo`.
 About 1-2 minutes on a quiet 2-core CPU for ``--task det``. On a machine
 shared with other busy processes run it with ``OMP_NUM_THREADS=1``: torch's
 worker threads otherwise spin against the other jobs.
+
+The code is :mod:`mmconvplug.cli.demo` (``mmconvplug demo``, the same
+command line).
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -34,64 +36,15 @@ from typing import List, Optional
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)  # run from anywhere: the package is editable
+if osp.isfile(osp.join(REPO, 'pyproject.toml')) and REPO not in sys.path:
+    sys.path.insert(0, REPO)  # a checkout: run its own package from anywhere
 
-import mmconvplug  # noqa: E402,F401  (registers the variants)
-from mmconvplug.demo import (TASKS, DemoOptions, demo_variants,  # noqa: E402
-                             run_demo)
-from mmconvplug.demo.tasks import resolve_config  # noqa: E402
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Train plain and conv-variant versions of a small model '
-        'on a tiny dataset, fold them, test and time them.')
-    parser.add_argument('--task', choices=sorted(TASKS), default='det',
-                        help='det: SSD on tiny VOC (default); seg: '
-                        'DeepLabv3+ on tiny Cityscapes; kpt: Keypoint R-CNN '
-                        'on tiny COCO keypoints')
-    parser.add_argument('--iters', type=int,
-                        help='training iterations per variant (default: '
-                        'det 120, seg 80, kpt 200)')
-    parser.add_argument('--out', default='outputs/demo',
-                        help='output folder (default: outputs/demo)')
-    parser.add_argument('--variants', nargs='+',
-                        default=['baseline', 'doconv', 'refconv'],
-                        choices=list(demo_variants()),
-                        help='variants to train (default: baseline doconv '
-                        'refconv); the first one is the timing reference')
-    parser.add_argument('--data-root', default='data/tiny',
-                        help='where the tiny datasets live (default: '
-                        'data/tiny); generated when missing')
-    parser.add_argument('--num-train', type=int,
-                        help='training images to generate (default per task)')
-    parser.add_argument('--num-val', type=int,
-                        help='validation images to generate (default per '
-                        'task)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed for data and training (default: 0)')
-    parser.add_argument('--timing-rounds', type=int, default=5,
-                        help='interleaved rounds of inference timing '
-                        '(default: 5)')
-    args = parser.parse_args(argv)
-    for name in ('iters', 'num_train', 'num_val', 'timing_rounds'):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
-                         f'{value}')
-    return args
+from mmconvplug.cli import demo as command  # noqa: E402
+from mmconvplug.cli import standalone_main  # noqa: E402
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        resolve_config(TASKS[args.task])
-    except ValueError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    run_demo(DemoOptions(**vars(args)))
-    return 0
+    return standalone_main(command, argv)
 
 
 if __name__ == '__main__':

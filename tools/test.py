@@ -15,81 +15,19 @@ training config (or the reverse) instead of testing random weights.
 
 ``--out``: mmdet: a ``.pkl`` of the predictions (``DumpDetResults``);
 mmseg: a directory for the predicted maps. ``--show-dir``: painted results.
+
+The code is :mod:`mmconvplug.cli.test` (``mmconvplug test``, the
+same command line).
 """
-import argparse
-import os
 import sys
 from typing import List, Optional
 
-from mmengine.config import DictAction
-
-import mmconvplug  # noqa: F401  (registers the variants and hooks)
-from mmconvplug.apis import (format_side_by_side, load_test_config, run_test,
-                             test_unfolded_and_folded, with_test_hooks)
-from mmconvplug.fold import FoldCheckpointMismatchError
-from mmconvplug.utils import (CorruptCheckpointError, UntrustedCheckpointError,
-                              check_config)
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Test (and evaluate) a model, folded by default')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='where logs and metrics go')
-    parser.add_argument(
-        '--out', help='mmdet: predictions .pkl file; mmseg: directory for '
-        'the predicted segmentation maps')
-    parser.add_argument('--show-dir', help='directory for painted results')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config (key=value)')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument('--no-fold', action='store_true',
-                      help='test the model as trained (no folding)')
-    mode.add_argument('--compare', action='store_true',
-                      help='test unfolded and folded, print both metrics')
-    parser.add_argument('--fuse-bn', action='store_true',
-                        help='also fuse BatchNorms into the preceding convs')
-    parser.add_argument('--tolerance', type=float, default=1e-3,
-                        help='largest relative output error of the fold')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+from mmconvplug.cli import standalone_main
+from mmconvplug.cli import test as command
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        cfg = load_test_config(args.config, args.checkpoint,
-                               args.cfg_options, args.work_dir,
-                               args.launcher, args.out, args.show_dir)
-        check_config(cfg, phase='test')
-    except (ValueError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    try:
-        if not args.compare:
-            metrics = run_test(with_test_hooks(cfg, not args.no_fold,
-                                               args.fuse_bn, args.tolerance),
-                               args.out)
-            # The Runner logs the metrics, unless the config's log_level hides
-            # them (e.g. a demo config saved with log_level='WARNING').
-            print('metrics: ' + '  '.join(f'{k}: {v}'
-                                          for k, v in metrics.items()))
-            return 0
-        metrics = test_unfolded_and_folded(cfg, args.fuse_bn,
-                                           args.tolerance, args.out)
-    except (FoldCheckpointMismatchError, CorruptCheckpointError,
-            UntrustedCheckpointError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    print(format_side_by_side(metrics['unfolded'], metrics['folded']))
-    return 0
+    return standalone_main(command, argv)
 
 
 if __name__ == '__main__':

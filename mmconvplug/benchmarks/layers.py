@@ -1,6 +1,6 @@
 """Layer benchmark: each conv variant against ``nn.Conv2d`` of the same shape.
 
-    python tools/benchmark.py layers
+    mmconvplug benchmark layers
         [--shapes mission|imagenet|mobilenet_ssd|condconv|all]
         [--json OUT] [--repeats N] [--threads T] [--variants NAME ...]
         [--public-baseline] [--cpu-time] [--quick] [--device cpu|cuda]
@@ -31,9 +31,6 @@ formulations run in the same process as extra rows: timm's ``CondConv2d``
 whenever timm is installed, the public DO-Conv composition with
 ``--public-baseline`` (:mod:`.baselines`).
 """
-import argparse
-import datetime
-import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional, Sequence
@@ -46,7 +43,6 @@ from mmconvplug.analysis import (count_parameters, format_table,
                                  interleaved_medians, peak_memory_bytes)
 from mmconvplug.convs.base import conv_variants, is_foldable
 
-from .options import add_measurement_options, measurement_setup
 from .baselines import (PUBLIC_DO_CONV, TIMM_COND_CONV, PublicStyleDOConv,
                         TimmCondConv, timm_available)
 
@@ -284,67 +280,3 @@ def selected_variants(names: Optional[Sequence[str]],
     if public_baseline:
         wanted.add(PUBLIC_DO_CONV)
     return [name for name in known if name in wanted]
-
-
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog='tools/benchmark.py layers',
-        description='Conv variants vs nn.Conv2d of the same shape.')
-    parser.add_argument('--shapes', choices=sorted(SHAPE_SETS),
-                        default='mission',
-                        help='shape set (default: mission)')
-    parser.add_argument('--variants', nargs='+', metavar='NAME',
-                        help='measure only these (registered variants, '
-                        f'{TIMM_COND_CONV}, {PUBLIC_DO_CONV}; default: every '
-                        'registered variant, and timm when installed)')
-    parser.add_argument('--public-baseline', action='store_true',
-                        help='also time DO-Conv composed as in the public '
-                        'reference code (einsum, autograd backward)')
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny shapes, 2 repeats: a smoke run')
-    add_measurement_options(parser)
-    args = parser.parse_args(argv)
-    args.clock, args.device = measurement_setup(parser, args)
-    return args
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    clock, device = args.clock, args.device
-    shapes = QUICK_SHAPES if args.quick else SHAPE_SETS[args.shapes]
-    repeats = 2 if args.quick else args.repeats
-    variants = selected_variants(args.variants, args.public_baseline)
-    torch.manual_seed(0)
-    rows = []
-    for shape in shapes:
-        rows.extend(benchmark_shape(shape, variants, repeats, clock, device))
-        print(f'measured {shape.name}', flush=True)
-    print(format_results(rows, markdown=args.markdown))
-    print('ratios to nn.Conv2d of the same shape (medians of interleaved '
-          'repeats); peak MB: one train step.')
-    if not timm_available():
-        print(f'not measured: {TIMM_COND_CONV} (pip install timm)')
-    if args.json:
-        report = dict(
-            meta=dict(
-                date=datetime.datetime.now(
-                    datetime.timezone.utc).isoformat(),
-                torch=torch.__version__,
-                device=device,
-                threads=args.threads,
-                repeats=repeats,
-                shapes='quick' if args.quick else args.shapes,
-                timing=f'median of interleaved {clock.__name__} repeats, '
-                'one warm-up call each' + (' (CUDA events)'
-                                           if device != 'cpu' else ''),
-                memory=('torch.cuda.max_memory_allocated'
-                        if device != 'cpu' else
-                        'torch.profiler memory timeline of one train step '
-                        '(export_memory_timeline, device cpu)') +
-                ': peak live tensor bytes minus those alive at its start',
-                variants=variants),
-            results=rows)
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
-        print(f'wrote {args.json}')
-    return 0

@@ -1,6 +1,6 @@
-"""``tools/benchmark.py models``: what folding buys on whole models.
+"""``mmconvplug benchmark models``: what folding buys on whole models.
 
-    python tools/benchmark.py models [--variant DOConv] [--quick]
+    mmconvplug benchmark models [--variant DOConv] [--quick]
         [--models ssd300 mask_rcnn deeplabv3plus] [--iters N] [--json OUT]
 
 For SSD300, Mask R-CNN R50-FPN and DeepLabv3+ R50 (the stock mmdet / mmseg
@@ -21,11 +21,9 @@ Models start from random init (no pretrained weights are needed for
 timing or for the fold's exactness). ``--quick`` uses smaller inputs and
 fewer timing rounds. The table is printed; ``--json`` writes the figures.
 """
-import argparse
 import copy
 import functools
 import inspect
-import json
 import os.path as osp
 from typing import Any, Dict, List, Optional
 
@@ -172,39 +170,3 @@ def format_results(rows: List[Dict[str, Any]],
         f'{r["time_ratio_folded_vs_stock"]:.3f}', f'{r["max_rel_error"]:.1e}'
     ] for r in rows]
     return format_table(header, cells, markdown=markdown)
-
-
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog='tools/benchmark.py models',
-        description='params, FLOPs and inference time: trained vs folded')
-    parser.add_argument('--variant', default='DOConv',
-                        help='conv variant the trained model uses')
-    parser.add_argument('--models', nargs='+', choices=sorted(MODEL_SPECS),
-                        default=list(MODEL_SPECS))
-    parser.add_argument('--quick', action='store_true',
-                        help='smaller inputs, fewer timing rounds')
-    parser.add_argument('--iters', type=int, default=None,
-                        help='timing rounds per model (default 5, quick 2)')
-    parser.add_argument('--json', help='write the figures to this file')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    rounds = args.iters or (2 if args.quick else 5)
-    if rounds < 1:
-        raise ValueError(f'--iters must be >= 1, got {rounds}.')
-    rows = []
-    for name in args.models:
-        rows.append(benchmark_model(name, args.variant, args.quick, rounds))
-        print(f'{name}: done', flush=True)
-    print(format_results(rows))
-    print('ratio: folded vs stock plain model inference time (target '
-          '<= 1.02)')
-    if args.json:
-        with open(args.json, 'w') as file:
-            json.dump(dict(threads=torch.get_num_threads(), rows=rows), file,
-                      indent=2)
-        print(f'figures written to {args.json}')
-    return 0

@@ -1,6 +1,6 @@
-"""``tools/benchmark.py train``: what a conv variant costs to train, whole model.
+"""``mmconvplug benchmark train``: what a variant costs to train, whole model.
 
-    python tools/benchmark.py train [--models ssd300 mask_rcnn deeplabv3plus
+    mmconvplug benchmark train [--models ssd300 mask_rcnn deeplabv3plus
         mobilenet_ssd] [--variants DOConv RefConv ...] [--repeats N]
         [--threads T] [--cpu-time] [--quick] [--batch N] [--size H W]
         [--json OUT] [--markdown]
@@ -22,25 +22,22 @@ step so samplers draw alike. Steps are timed interleaved (plain, variant 1,
 variant 2, ...; one warm-up step each) and the ratio of medians is
 reported, with the peak memory of one step above what was alive before it
 (CPU: the resident-set peak on Linux, else torch.profiler's tensor
-timeline; CUDA: ``max_memory_allocated``). On a GPU (``--device cuda``, the default when one is
-present) the same code runs with CUDA events.
+timeline; CUDA: ``max_memory_allocated``). On a GPU (``--device cuda``, the
+default when one is present) the same code runs with CUDA events.
 
 Models (stock configs; the variant placed as its config places it):
 
 * ``ssd300``: mmdet ``ssd/ssd300_coco.py``, 300x300;
 * ``mask_rcnn``: mmdet ``mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py``;
 * ``deeplabv3plus``: mmseg DeepLabv3+ R50-D8 Cityscapes;
-* ``mobilenet_ssd``: ``configs/condconv/ssd300_mobilenetv1_8xb8-24e_coco.py``
+* ``mobilenet_ssd``: our ``condconv/ssd300_mobilenetv1_8xb8-24e_coco.py``
   (plain MobileNetV1 SSD300); CondConv as in the CondConv-MobileNetV1 config
   (8 experts, blocks 6-12).
 
 Other variants are placed by ``conv_cfg`` in every part that takes one
 (:func:`mmconvplug.benchmarks.models.variant_config`).
 """
-import argparse
 import copy
-import datetime
-import json
 import logging
 import os.path as osp
 from dataclasses import dataclass, field
@@ -56,12 +53,10 @@ from torch import nn
 from mmconvplug.analysis import (count_parameters, format_table,
                                  interleaved_medians, peak_memory_bytes)
 from mmconvplug.analysis.memory import rss_peak_supported
-from mmconvplug.convs.base import conv_variants, is_conv_variant
+from mmconvplug.configs_path import config_file
+from mmconvplug.convs.base import is_conv_variant
 
 from .models import variant_config
-from .options import add_measurement_options, measurement_setup
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -70,12 +65,13 @@ class TrainSpec:
 
     Args:
         scope (str): ``'mmdet'`` or ``'mmseg'``.
-        config (str): Plain config: ``<scope>::<path>`` or a repo path.
+        config (str): Plain config: ``<scope>::<path>``, ``mmdet``,
+            ``mmseg`` or ``mmconvplug`` (our packaged configs).
         batch (int): Images per step.
         size (tuple[int, int]): Input height and width.
         quick (tuple[int, tuple[int, int]]): Batch and size for ``--quick``.
         variants (tuple[str, ...]): Variants measured by default.
-        variant_configs (dict): Variant -> its own config (repo path);
+        variant_configs (dict): Variant -> its own config (as ``config``);
             other variants are placed by ``conv_cfg``.
     """
 
@@ -99,22 +95,25 @@ MODEL_SPECS = {
         'deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024.py', 2,
         (384, 384), (2, (128, 128)), ('DOConv', 'RefConv')),
     'mobilenet_ssd': TrainSpec(
-        'mmdet', 'configs/condconv/ssd300_mobilenetv1_8xb8-24e_coco.py', 8,
-        (300, 300), (2, (300, 300)), ('CondConv', ),
-        dict(CondConv='configs/condconv/'
+        'mmdet', 'mmconvplug::condconv/ssd300_mobilenetv1_8xb8-24e_coco.py',
+        8, (300, 300), (2, (300, 300)), ('CondConv', ),
+        dict(CondConv='mmconvplug::condconv/'
              'ssd300_mobilenetv1-condconv8_8xb8-24e_coco.py')),
 }
 
 
 def load_config(path: str) -> Config:
-    """A ``<scope>::path`` config or one under the repository."""
+    """A ``<scope>::path`` config: ``mmdet::`` / ``mmseg::`` (the
+    library's packaged configs) or ``mmconvplug::`` (ours); any other path
+    is a file."""
     if '::' in path:
         scope, relative = path.split('::', 1)
-        library = __import__(scope)
-        path = osp.join(osp.dirname(library.__file__), '.mim', 'configs',
-                        relative)
-    elif not osp.isabs(path):
-        path = osp.join(REPO, path)
+        if scope == 'mmconvplug':
+            path = config_file(relative)
+        else:
+            library = __import__(scope)
+            path = osp.join(osp.dirname(library.__file__), '.mim',
+                            'configs', relative)
     return Config.fromfile(path)
 
 
@@ -354,65 +353,3 @@ def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
         f'{r["step0_rel_diff"]:.1e}'
     ] for r in rows]
     return format_table(header, cells, markdown=markdown)
-
-
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog='tools/benchmark.py train',
-        description='Whole-model train step: variants built from the plain '
-        "model's weights vs the plain model.")
-    parser.add_argument('--models', nargs='+', choices=list(MODEL_SPECS),
-                        default=list(MODEL_SPECS))
-    parser.add_argument('--variants', nargs='+', metavar='NAME',
-                        help='registered conv variants (default per model: '
-                        'DOConv RefConv; mobilenet_ssd: CondConv)')
-    parser.add_argument('--quick', action='store_true',
-                        help='batch 1-2, small inputs: a smoke run')
-    parser.add_argument('--batch', type=int,
-                        help='images per step for every model (default: '
-                        'per model)')
-    parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size for every model (default: per '
-                        'model; SSD300 anchors want 300 300)')
-    add_measurement_options(parser)
-    args = parser.parse_args(argv)
-    args.clock, args.device = measurement_setup(parser, args)
-    if args.batch is not None and args.batch < 1:
-        parser.error(f'--batch must be >= 1, got {args.batch}.')
-    if args.size is not None and min(args.size) < 32:
-        parser.error(f'--size must be at least 32 32, got {args.size}.')
-    if args.variants:
-        unknown = sorted(set(args.variants) - set(conv_variants()))
-        if unknown:
-            parser.error(f'--variants: {unknown} are not registered conv '
-                         f'variants; choose from {sorted(conv_variants())}.')
-    return args
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    clock, device = args.clock, args.device
-    rows = []
-    for name in args.models:
-        variants = args.variants or MODEL_SPECS[name].variants
-        rows.extend(benchmark_model(name, variants, args.quick, args.repeats,
-                                    clock, device, args.batch, args.size))
-        print(f'measured {name}', flush=True)
-    print(format_results(rows, markdown=args.markdown))
-    print(f'median of {args.repeats} interleaved train steps '
-          f'({clock.__name__}, {args.threads} thread(s), {device}); '
-          'variants built from the plain weights (from_conv).')
-    if args.json:
-        meta = dict(
-            date=datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            torch=torch.__version__, device=device, threads=args.threads,
-            repeats=args.repeats, quick=args.quick, clock=clock.__name__,
-            optimizer='SGD(lr=0, momentum=0.9, weight_decay=1e-4)',
-            memory='CUDA max_memory_allocated' if device != 'cpu' else
-            ('resident-set peak (VmHWM after clear_refs and malloc_trim)'
-             if rss_peak_supported() else 'torch.profiler memory timeline')
-            + ' of one step, above what was alive before it')
-        with open(args.json, 'w') as f:
-            json.dump(dict(meta=meta, results=rows), f, indent=2)
-        print(f'wrote {args.json}')
-    return 0

@@ -13,11 +13,12 @@ from mmengine.runner import Runner
 
 from mmconvplug.analysis import (count_parameters, interleaved_medians,
                                  output_difference)
+from mmconvplug.configs_path import configs_root
 from mmconvplug.datagen import TINY_DATASETS, ensure_tiny_dataset
 from mmconvplug.fold import fold_model
 
 from .report import format_results, plot_results, write_results
-from .tasks import REPO, TASKS, demo_config, demo_variants, resolve_config
+from .tasks import TASKS, demo_config, demo_variants, resolve_config
 
 
 @dataclass
@@ -188,8 +189,10 @@ def run_demo(options: DemoOptions) -> dict:
     figure = osp.join(options.out, 'demo.png')
     plot_results(records, task.metric_name, figure)
     total_s = time.perf_counter() - total_start
+    # 'configs/...': the same name from a checkout or an installed wheel.
+    config_name = osp.join('configs', osp.relpath(config, configs_root()))
     summary = dict(
-        task=options.task, config=osp.relpath(config, REPO), iters=iters,
+        task=options.task, config=config_name, iters=iters,
         data_root=data_root, metric=task.metric, chance=task.chance,
         total_seconds=round(total_s, 1), figure=figure,
         variants=[{k: v for k, v in r.items() if k not in ('models', 'batch')}

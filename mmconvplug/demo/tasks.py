@@ -7,11 +7,9 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
+from mmconvplug.configs_path import configs_root
 from mmconvplug.convs.base import conv_variants
 from mmconvplug.datagen.config_paths import set_data_root
-
-#: The repository root (configs are looked up under it).
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -19,7 +17,8 @@ class DemoTask:
     """One demo task.
 
     Args:
-        config (str): Config path (glob) under the repository.
+        config (str): Config path (glob) under the configs folder
+            (:func:`mmconvplug.configs_path.configs_root`).
         dataset (str): Key of :data:`mmconvplug.datagen.TINY_DATASETS`.
         num_train (int): Default training images.
         num_val (int): Default validation images.
@@ -42,13 +41,13 @@ class DemoTask:
 
 
 TASKS = {
-    'det': DemoTask('configs/demo/ssd_r18_tiny_voc.py', 'voc', 192, 48, 120,
+    'det': DemoTask('demo/ssd_r18_tiny_voc.py', 'voc', 192, 48, 120,
                     'pascal_voc/mAP', 'mAP (VOC, %)', 100,
                     'random boxes score ~0 mAP'),
-    'seg': DemoTask('configs/demo/deeplabv3plus_r18_tiny_cityscapes.py',
+    'seg': DemoTask('demo/deeplabv3plus_r18_tiny_cityscapes.py',
                     'cityscapes', 64, 16, 80, 'mIoU', 'mIoU (%)', 1,
                     'uniform guessing over 19 classes ~ 2-5 mIoU'),
-    'kpt': DemoTask('configs/keypoint_rcnn/*tiny*.py', 'coco-keypoints', 96,
+    'kpt': DemoTask('keypoint_rcnn/*tiny*.py', 'coco-keypoints', 96,
                     24, 200, 'coco/keypoints_mAP', 'keypoint AP', 100,
                     'random keypoints score ~0 AP'),
 }
@@ -69,13 +68,13 @@ def resolve_config(task: DemoTask) -> str:
     Raises:
         ValueError: this checkout does not have it.
     """
-    matches = sorted(glob.glob(osp.join(REPO, task.config)))
+    root = configs_root()
+    matches = sorted(glob.glob(osp.join(root, task.config)))
     if not matches:
         raise ValueError(
-            f'--task needs the config {task.config}, which this checkout '
-            'does not have (the keypoint task needs mmconvplug.keypoint and '
-            'its configs/keypoint_rcnn/ tiny config); choose --task det or '
-            '--task seg.')
+            f'--task needs the config {task.config}, which {root} does not '
+            'have (the keypoint task needs mmconvplug.keypoint and its '
+            'keypoint_rcnn/ tiny config); choose --task det or --task seg.')
     return matches[0]
 
 

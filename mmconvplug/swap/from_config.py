@@ -1,4 +1,4 @@
-"""The swap of a config, without training: ``python -m mmconvplug swap``.
+"""The swap of a config, without training (``mmconvplug swap``).
 
 Builds the config's model the way the Runner does (``MODELS.build`` in the
 config's default scope, no weights initialised or loaded, nothing
@@ -21,12 +21,13 @@ from .report import ConvSwapReport, pair_text
 from .swap_convs import conv_swap_reports
 
 
-def _has_conv_swap(node) -> bool:
+def has_conv_swap(node) -> bool:
+    """True when a (model) config dict has a ``conv_swap`` block anywhere."""
     if isinstance(node, dict):
         return CONV_SWAP_KEY in node or any(
-            _has_conv_swap(v) for v in node.values())
+            has_conv_swap(v) for v in node.values())
     if isinstance(node, (list, tuple)):
-        return any(_has_conv_swap(v) for v in node)
+        return any(has_conv_swap(v) for v in node)
     return False
 
 
@@ -56,7 +57,7 @@ def swap_reports_of_config(cfg: Config) -> Tuple[nn.Module,
         ValueError: the model config has no ``conv_swap`` anywhere.
         ConvSwapConfigError: a block is malformed or matches nothing.
     """
-    if not _has_conv_swap(cfg.model.to_dict()):
+    if not has_conv_swap(cfg.model.to_dict()):
         raise ValueError(
             'the config has no conv_swap block: add one to the model, e.g. '
             "model=dict(conv_swap=dict(type='DOConv', include=['backbone']))"
@@ -87,49 +88,3 @@ def conv_table(model: nn.Module,
         ])
     return format_table(['module', 'type', 'channels', 'kernel', 'stride',
                          'dilation', 'groups', 'params'], rows)
-
-
-def add_swap_command(subparsers) -> None:
-    """Add ``swap`` to ``python -m mmconvplug``'s sub-commands."""
-    from mmengine.config import DictAction
-    swap = subparsers.add_parser(
-        'swap', help="report a config's conv_swap: swapped convs, kernel "
-        'sizes, parameters before/after, skipped convs and why')
-    swap.add_argument('config', help='the config file')
-    swap.add_argument('--cfg-options', nargs='+', action=DictAction,
-                      help='override settings in the config (key=value)')
-    swap.add_argument(
-        '--list', nargs='*', metavar='PATTERN', default=None,
-        help='also list the convs of the built model (those under the '
-        'given module-name patterns), to write include/exclude patterns')
-
-
-def run_swap_command(args) -> int:
-    """``python -m mmconvplug swap CONFIG``: print the swap report(s)."""
-    import logging
-    import sys
-
-    from mmengine.logging import MMLogger
-    from .spec import ConvSwapConfigError
-
-    # Builds log through mmengine's current logger: keep this output to
-    # the report printed below.
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        if args.list is not None and not _has_conv_swap(cfg.model.to_dict()):
-            model, reports = build_model_of(cfg), []
-        else:
-            model, reports = swap_reports_of_config(cfg)
-    except (ConvSwapConfigError, ValueError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    finally:
-        logger.setLevel(level)
-    for report in reports:
-        print(report.table())
-    if args.list is not None:
-        print(conv_table(model, args.list))
-    return 0

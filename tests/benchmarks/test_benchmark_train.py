@@ -1,4 +1,4 @@
-"""``tools/benchmark.py train`` at a tiny size: the variant models start from
+"""``mmconvplug benchmark train`` at a tiny size: the variant models start from
 the plain weights exactly, the run writes its JSON. No timed assertions."""
 import copy
 import json
@@ -8,11 +8,12 @@ import torch
 
 from mmconvplug.benchmarks import train
 from mmconvplug.benchmarks.models import variant_config
+from mmconvplug.cli import main as cli_main
 from mmconvplug.convs.base import is_conv_variant
 
 # Batch 2: the tiny SSD's neck has BatchNorm on 1x1 maps.
-TINY_SSD = train.TrainSpec('mmdet', 'configs/demo/ssd_r18_tiny_voc.py', 2,
-                           (96, 96), (2, (96, 96)), ('DOConv', ))
+TINY_SSD = train.TrainSpec('mmdet', 'mmconvplug::demo/ssd_r18_tiny_voc.py',
+                           2, (96, 96), (2, (96, 96)), ('DOConv', ))
 
 
 @pytest.fixture
@@ -57,9 +58,9 @@ def test_train_benchmark_tiny_run_writes_json(tmp_path, monkeypatch,
                                               restore_threads, capsys):
     monkeypatch.setitem(train.MODEL_SPECS, 'tiny_ssd', TINY_SSD)
     out = tmp_path / 'train.json'
-    assert train.main(['--models', 'tiny_ssd', '--repeats', '1',
-                       '--threads', '1', '--device', 'cpu', '--size', '64',
-                       '64', '--json', str(out)]) == 0
+    assert cli_main(['benchmark', 'train', '--models', 'tiny_ssd',
+                     '--repeats', '1', '--threads', '1', '--device', 'cpu',
+                     '--size', '64', '64', '--json', str(out)]) == 0
     assert 'tiny_ssd' in capsys.readouterr().out
     report = json.loads(out.read_text())
     (row, ) = report['results']
@@ -72,5 +73,5 @@ def test_train_benchmark_tiny_run_writes_json(tmp_path, monkeypatch,
 
 def test_train_benchmark_rejects_unknown_variant(capsys):
     with pytest.raises(SystemExit):
-        train.main(['--variants', 'NoSuchConv'])
+        cli_main(['benchmark', 'train', '--variants', 'NoSuchConv'])
     assert 'not registered conv variants' in capsys.readouterr().err

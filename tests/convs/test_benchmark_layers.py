@@ -1,4 +1,5 @@
-"""Smoke test of ``tools/benchmark.py layers``: it runs and reports fields.
+"""Smoke test of ``mmconvplug benchmark layers`` (``tools/benchmark.py
+layers``): it runs and reports fields.
 
 No timing assertions: the figures depend on the machine.
 """
@@ -12,6 +13,7 @@ import torch
 
 from mmconvplug.benchmarks import layers
 from mmconvplug.benchmarks.baselines import TIMM_COND_CONV, timm_available
+from mmconvplug.cli import main as cli_main
 from mmconvplug.convs.base import conv_variants
 
 ROW_FIELDS = {
@@ -32,8 +34,8 @@ def restore_threads():
 def test_benchmark_layers_quick_run_writes_json(tmp_path, restore_threads,
                                                 capsys):
     out = tmp_path / 'layers.json'
-    assert layers.main(['--quick', '--threads', '1', '--json',
-                        str(out)]) == 0
+    assert cli_main(['benchmark', 'layers', '--quick', '--threads', '1',
+                     '--json', str(out)]) == 0
     table = capsys.readouterr().out
     assert 'DOConv' in table and 'RefConv' in table
     report = json.loads(out.read_text())
@@ -74,7 +76,7 @@ def test_timm_condconv_baseline_runs_on_a_grouped_shape():
 
 def test_benchmark_layers_rejects_bad_repeats(capsys):
     with pytest.raises(SystemExit):
-        layers.main(['--repeats', '0'])
+        cli_main(['benchmark', 'layers', '--repeats', '0'])
     assert '--repeats must be >= 1' in capsys.readouterr().err
 
 

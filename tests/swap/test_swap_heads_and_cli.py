@@ -4,7 +4,7 @@ import copy
 import pytest
 from swap_test_utils import REPO, build, load
 
-from mmconvplug.__main__ import main
+from mmconvplug.cli import main
 from mmconvplug.swap import build_hook_installed, conv_swap_reports
 
 MASK_RCNN = 'demo/mask_rcnn_r18_tiny_coco.py'
@@ -135,6 +135,6 @@ def test_dict_configdict_and_config_objects_all_swap():
 
 def test_info_says_where_conv_swap_is_honoured():
     import mmseg.registry  # noqa: F401  (created after the hook: inherits)
-    from mmconvplug.__main__ import info_lines
+    from mmconvplug.cli.info import info_lines
     (line, ) = [x for x in info_lines() if x.startswith('conv_swap')]
     assert 'mmdet' in line and 'mmengine' in line and 'mmseg' in line
