@@ -6,13 +6,19 @@
 Each plain conv kernel becomes the variant layer that computes exactly the
 same function (DO-Conv: W = kernel, D at identity; RefConv: basis = kernel;
 CondConv: experts from the kernel), so fine-tuning starts from the
-pretrained network. Non-conv keys (norms, heads) are kept, and ``meta`` as
-plain data; training state (``message_hub``, ``optimizer``...) is dropped, so
-plain ``torch.load(weights_only=True)`` reads OUT without mmconvplug. With
-``--config`` only the convs that are variants in that config's model are
-converted, with their hyper-parameters; without it every 4-d conv kernel is.
-OUT must not exist: the tool never overwrites. Point the variant config's
-``init_cfg=dict(type='Pretrained', checkpoint=OUT)`` at the result.
+pretrained network. IN may be a bare state dict, or hold it under
+``state_dict`` (mmengine) or ``model`` (detectron2, many training scripts);
+a DDP ``module.`` prefix is stripped, as mmengine's loader does. OUT holds
+the converted weights under ``state_dict`` (where mmengine's ``Pretrained``
+init reads them); non-conv keys (norms, heads) are kept, ``meta`` and other
+top-level entries as plain data; training state (``message_hub``,
+``optimizer``...) is dropped, so plain ``torch.load(weights_only=True)``
+reads OUT without mmconvplug. Every line printed, and every error, names the
+layout found in IN. With ``--config`` only the convs that are variants in
+that config's model are converted, with their hyper-parameters; without it
+every 4-d conv kernel is. OUT must not exist: the tool never overwrites.
+Point the variant config's ``init_cfg=dict(type='Pretrained',
+checkpoint=OUT)`` at the result.
 """
 import argparse
 import os
@@ -21,10 +27,8 @@ import sys
 import torch
 
 import mmconvplug  # noqa: F401  (registers the variants; torch.load globals)
-from mmconvplug.convert import (VARIANT_TYPES, convert_state_dict,
-                                split_checkpoint)
+from mmconvplug.convert import VARIANT_TYPES, convert_checkpoint
 from mmconvplug.utils import atomic_save, load_checkpoint_file
-from mmconvplug.utils.checkpoint_io import plain_checkpoint
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,20 +63,15 @@ def main(argv=None) -> int:
             f'convert_pretrained: {args.output} exists; refusing to '
             'overwrite it. Pick a new output path or remove the file.')
     checkpoint = load_checkpoint_file(args.input)
-    state_dict, holder = split_checkpoint(checkpoint)
     model = build_model(args.config) if args.config else None
-    new_state, converted = convert_state_dict(state_dict, args.variant,
-                                              model=model)
-    if holder is None:
-        out = new_state
-    else:
-        out, _ = plain_checkpoint(new_state, checkpoint.get('meta'),
-                                  state_dict_key=holder)
+    result = convert_checkpoint(checkpoint, args.variant, model=model)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    atomic_save(out, args.output)  # new file only; never a partial one
-    print(f'converted {len(converted)} convs to {args.variant} '
-          f'({sum(k in new_state for k in state_dict)} other keys kept) -> '
-          f'{args.output}')
+    # new file only; never a partial one
+    atomic_save(result.checkpoint, args.output)
+    layout = result.layout.name
+    for line in result.summary(args.variant).splitlines():
+        print(f'convert_pretrained [{layout}]: {line}')
+    print(f'convert_pretrained [{layout}]: wrote {args.output}')
     return 0
 
 
