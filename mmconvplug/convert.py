@@ -23,12 +23,15 @@ Two ways to say which convs become variants:
   default hyper-parameters (``variant_kwargs`` overrides them).
 """
 import inspect
+from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
 from .convs.base import conv_variants
+from .utils.checkpoint_io import plain_checkpoint, to_plain_data
+from .utils.checkpoint_layout import CheckpointLayout, read_checkpoint_layout
 
 
 class _ConvertibleVariants(Mapping):
@@ -229,14 +232,147 @@ def convert_state_dict(
 
 
 def split_checkpoint(checkpoint: dict) -> Tuple[StateDict, Optional[str]]:
-    """The state dict inside a checkpoint and the key holding it (or None
-    for a bare state dict)."""
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key], key
-    if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        return checkpoint, None
-    raise ValueError(
-        'convert: the checkpoint holds neither a state dict of tensors nor '
-        'one under "state_dict"/"model"; pass a plain PyTorch/mmengine '
-        'checkpoint.')
+    """The state dict inside a checkpoint (DDP ``module.`` prefix stripped)
+    and the key holding it (or None for a bare state dict).
+
+    Raises:
+        ValueError: see :func:`~mmconvplug.utils.checkpoint_layout.
+            read_checkpoint_layout`.
+    """
+    try:
+        state_dict, layout = read_checkpoint_layout(checkpoint)
+    except ValueError as error:
+        raise ValueError(f'convert: {error}') from None
+    return state_dict, layout.holder
+
+
+#: Top-level entries of a training checkpoint that describe the run of the
+#: *plain* model (optimizer moments, schedules, logs, EMA copies): never
+#: carried into a converted checkpoint, whose tensors differ.
+TRAINING_STATE_KEYS = frozenset({
+    'optimizer', 'optimizers', 'param_schedulers', 'scheduler',
+    'schedulers', 'lr_scheduler', 'message_hub', 'ema_state_dict',
+    'scaler', 'grad_scaler', 'amp'})
+
+
+@dataclass
+class ConvertedCheckpoint:
+    """What :func:`convert_checkpoint` made.
+
+    Args:
+        checkpoint (dict): ``{'meta': ..., 'state_dict': ..., <kept>}``,
+            readable by ``torch.load(weights_only=True)`` without mmconvplug.
+        layout (CheckpointLayout): The input's layout.
+        converted (list[str]): Names of the converted convs.
+        kept (list[str]): Other top-level entries kept (plain data).
+        dropped (list[str]): Top-level entries (and ``meta`` parts) left
+            out, with why.
+    """
+
+    checkpoint: dict
+    layout: CheckpointLayout
+    converted: List[str]
+    kept: List[str] = field(default_factory=list)
+    dropped: List[str] = field(default_factory=list)
+
+    def summary(self, variant: str) -> str:
+        """One line per fact, each naming the input layout."""
+        state = self.checkpoint['state_dict']
+        lines = [
+            f'read a {self.layout}',
+            f'converted {len(self.converted)} convs to {variant} '
+            f'({len(state)} tensors written under \'state_dict\', where '
+            'mmengine\'s Pretrained init reads them)'
+        ]
+        if self.layout.holder not in (None, 'state_dict'):
+            lines.append(
+                f'moved the weights from \'{self.layout.holder}\' to '
+                '\'state_dict\' (mmengine never reads '
+                f'\'{self.layout.holder}\')')
+        if self.layout.stripped_prefix:
+            lines.append(
+                f"stripped the DDP prefix 'module.' from "
+                f'{self.layout.stripped_prefix} keys, as mmengine\'s loader '
+                'does')
+        if self.kept:
+            lines.append(f'kept top-level entries {self.kept}')
+        if self.dropped:
+            lines.append(f'dropped {self.dropped}')
+        return '\n'.join(lines)
+
+
+def _plain_entry(value) -> bool:
+    """Plain data (weights-only loadable) holding no tensor."""
+    plain, dropped = to_plain_data(value)
+    if dropped:
+        return False
+    stack = [plain]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return True
+
+
+def convert_checkpoint(checkpoint,
+                       variant: str,
+                       model: Optional[nn.Module] = None,
+                       variant_kwargs: Optional[dict] = None
+                       ) -> ConvertedCheckpoint:
+    """Convert a loaded plain checkpoint of any common layout.
+
+    Reads the weights as :func:`~mmconvplug.utils.checkpoint_layout.
+    read_checkpoint_layout` does (bare, ``state_dict``- or ``model``-keyed;
+    a DDP ``module.`` prefix stripped, as mmengine's loader does), converts
+    them with :func:`convert_state_dict` and writes them under
+    ``'state_dict'``, where mmengine's ``load_checkpoint`` and the
+    ``Pretrained`` init read them. ``meta`` is kept as plain data; other
+    top-level entries are kept when they are plain data without tensors
+    (``iteration``, a config string) and dropped, and listed, when they
+    are training state of the plain model (:data:`TRAINING_STATE_KEYS`,
+    anything holding tensors) or not plain data.
+
+    Args:
+        checkpoint: What ``torch.load`` returned.
+        variant (str): As for :func:`convert_state_dict`.
+        model (nn.Module, optional): As for :func:`convert_state_dict`.
+        variant_kwargs (dict, optional): As for :func:`convert_state_dict`.
+
+    Returns:
+        ConvertedCheckpoint: the new checkpoint and what was done.
+
+    Raises:
+        ValueError: the checkpoint holds no state dict, or the conversion
+            fails; the message names the layout found.
+    """
+    try:
+        state_dict, layout = read_checkpoint_layout(checkpoint)
+    except ValueError as error:
+        raise ValueError(f'convert: {error}') from None
+    try:
+        new_state, converted = convert_state_dict(
+            state_dict, variant, model=model, variant_kwargs=variant_kwargs)
+    except ValueError as error:
+        raise ValueError(f'{error} (input: a {layout})') from None
+    meta = checkpoint.get('meta') if layout.holder is not None else None
+    out, dropped_meta = plain_checkpoint(new_state, meta)
+    kept, dropped = [], [f'{path} (not plain data)' for path in dropped_meta]
+    if layout.holder is not None:
+        for key, value in checkpoint.items():
+            if key in (layout.holder, 'meta', 'state_dict'):
+                if key not in (layout.holder, 'meta'):
+                    dropped.append(f'{key!r} (a second state dict)')
+                continue
+            if key in TRAINING_STATE_KEYS:
+                dropped.append(f'{key!r} (training state of the plain model)')
+            elif not isinstance(key, str) or not _plain_entry(value):
+                dropped.append(f'{key!r} (holds tensors or objects that are '
+                               'not plain data)')
+            else:
+                out[key] = to_plain_data(value)[0]
+                kept.append(key)
+    return ConvertedCheckpoint(out, layout, converted, kept, dropped)

@@ -6,16 +6,19 @@
 Each plain conv kernel becomes the variant layer that computes exactly the
 same function (DO-Conv: W = kernel, D at identity; RefConv: basis = kernel;
 CondConv: experts from the kernel), so fine-tuning starts from the
-pretrained network. Non-conv keys (norms, heads) are kept, and ``meta`` as
-plain data; training state (``message_hub``, ``optimizer``...) is dropped, so
-plain ``torch.load(weights_only=True)`` reads OUT without mmconvplug. With
-``--config`` only the convs that are variants in that config's model are
-converted, with their hyper-parameters; without it every 4-d conv kernel is.
-OUT must not exist: the tool never overwrites. Point the variant config's
-``init_cfg=dict(type='Pretrained', checkpoint=OUT)`` at the result.
-
-The code is :mod:`mmconvplug.cli.convert` (``mmconvplug convert``, the same
-command line).
+pretrained network. IN may be a bare state dict, or hold it under
+``state_dict`` (mmengine) or ``model`` (detectron2, many training scripts);
+a DDP ``module.`` prefix is stripped, as mmengine's loader does. OUT holds
+the converted weights under ``state_dict`` (where mmengine's ``Pretrained``
+init reads them); non-conv keys (norms, heads) are kept, ``meta`` and other
+top-level entries as plain data; training state (``message_hub``,
+``optimizer``...) is dropped, so plain ``torch.load(weights_only=True)``
+reads OUT without mmconvplug. Every line printed, and every error, names the
+layout found in IN. With ``--config`` only the convs that are variants in
+that config's model are converted, with their hyper-parameters; without it
+every 4-d conv kernel is. OUT must not exist: the tool never overwrites.
+Point the variant config's ``init_cfg=dict(type='Pretrained',
+checkpoint=OUT)`` at the result.
 """
 import sys
 from typing import List, Optional

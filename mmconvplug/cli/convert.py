@@ -8,10 +8,8 @@ import os
 
 import torch
 
-from mmconvplug.convert import (VARIANT_TYPES, convert_state_dict,
-                                split_checkpoint)
+from mmconvplug.convert import VARIANT_TYPES, convert_checkpoint
 from mmconvplug.utils import atomic_save, load_checkpoint_file
-from mmconvplug.utils.checkpoint_io import plain_checkpoint
 
 DESCRIPTION = """convert a plain pretrained checkpoint into the init of a
 variant model
@@ -52,18 +50,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f'convert_pretrained: {args.output} exists; refusing to '
             'overwrite it. Pick a new output path or remove the file.')
     checkpoint = load_checkpoint_file(args.input)
-    state_dict, holder = split_checkpoint(checkpoint)
     model = build_model(args.config) if args.config else None
-    new_state, converted = convert_state_dict(state_dict, args.variant,
-                                              model=model)
-    if holder is None:
-        out = new_state
-    else:
-        out, _ = plain_checkpoint(new_state, checkpoint.get('meta'),
-                                  state_dict_key=holder)
+    result = convert_checkpoint(checkpoint, args.variant, model=model)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    atomic_save(out, args.output)  # new file only; never a partial one
-    print(f'converted {len(converted)} convs to {args.variant} '
-          f'({sum(k in new_state for k in state_dict)} other keys kept) -> '
-          f'{args.output}')
+    # new file only; never a partial one
+    atomic_save(result.checkpoint, args.output)
+    layout = result.layout.name
+    for line in result.summary(args.variant).splitlines():
+        print(f'convert_pretrained [{layout}]: {line}')
+    print(f'convert_pretrained [{layout}]: wrote {args.output}')
     return 0

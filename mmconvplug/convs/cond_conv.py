@@ -34,7 +34,14 @@ Four exact ways compute the batch (``strategy``):
 ``strategy='auto'`` applies :meth:`CondConv.choose_strategy`'s rule. While
 tracing or exporting to ONNX the batch size must not enter the graph, so
 ``grouped`` (its group count) and ``per_example`` (its Python loop) are
-replaced by ``unfold``, which gives the same result.
+replaced by ``unfold``, which gives the same result. So are they on an
+empty batch (``(0, C, H, W)``, e.g. a mask head meeting no positive RoI),
+where a conv with zero groups or a concatenation of no examples does not
+exist: the layer then returns the empty output and, after a backward, zero
+gradients, as ``nn.Conv2d`` does.
+
+Every strategy is made of ops in ONNX opset 11 (``MatMul``, ``Conv``,
+``Reshape``, ...; no ``Einsum``), so the layer exports at opset 11 and up.
 """
 import math
 from typing import Optional, Tuple
@@ -201,6 +208,8 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         """The strategy ``'auto'`` uses for input ``x``.
 
         * tracing / ONNX export: ``unfold`` (batch-size agnostic);
+        * an empty batch: ``unfold`` (the per-example strategies need an
+          example);
         * one example: ``per_example`` (a plain conv, nothing else);
         * ``unfold`` when a group's output channels are at least
           :data:`UNFOLD_MIN_CHANNELS_PER_POSITION` times the output
@@ -233,6 +242,8 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         if is_exporting():
             return 'unfold'
         batch = x.shape[0]
+        if batch == 0:
+            return 'unfold'
         if batch == 1:
             return 'per_example'
         out_h, out_w = self.output_size(x.shape[2], x.shape[3])
@@ -247,8 +258,11 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         strategy = self.strategy
         if strategy == 'auto':
             strategy = self.choose_strategy(x)
-        elif is_exporting() and strategy in ('grouped', 'per_example'):
-            strategy = 'unfold'  # theirs would bake the batch size in
+        elif strategy in ('grouped', 'per_example') and (
+                is_exporting() or x.shape[0] == 0):
+            # Exporting: theirs would bake the batch size in. An empty
+            # batch: no conv has zero groups, no cat has zero examples.
+            strategy = 'unfold'
         if strategy == 'mix_outputs':
             return self._forward_mix_outputs(x, routing)
         if strategy == 'grouped':
@@ -280,7 +294,7 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         positions = columns.shape[-1]
         out = torch.matmul(
             kernels.reshape(-1, groups, self.out_channels // groups,
-                            kernels[0, 0].numel()),
+                            self.weight[0, 0].numel()),
             columns.reshape(-1, groups, columns.shape[1] // groups,
                             positions))
         out = out.reshape(-1, self.out_channels, out_h, out_w)
@@ -324,8 +338,10 @@ class CondConv(NonFoldableConvMixin, nn.Module):
                                   *self.weight.shape[2:])
         out = self._conv(x, stacked, None, groups)
         out_h, out_w = out.shape[2:]
-        out = out.view(-1, groups, experts, out_per_group, out_h, out_w)
-        mixed = torch.einsum('bgeohw,be->bgohw', out, routing)
+        # sum_e r[b, e] out[b, g, e, :]: a (1 x E) @ (E x O*H*W) matmul
+        # per example and group (ONNX MatMul, opset 11; no Einsum).
+        out = out.reshape(-1, groups, experts, out_per_group * out_h * out_w)
+        mixed = torch.matmul(routing[:, None, None, :], out)
         mixed = mixed.reshape(-1, self.out_channels, out_h, out_w)
         if self.bias is not None:
             mixed = mixed + (routing @ self.bias)[:, :, None, None]

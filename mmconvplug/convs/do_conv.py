@@ -120,8 +120,9 @@ def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
     """Compose DO-Conv's kernel from ``W`` and ``D`` (functional form).
 
     Runs with autocast off, in the inputs' common dtype; while tracing or
-    exporting to ONNX it records plain tensor ops (``einsum``) instead of
-    the custom autograd function.
+    exporting to ONNX it records the same computation as plain tensor ops
+    (``bmm``, ``reshape``, ``permute``: ONNX ``MatMul``, ``Reshape``,
+    ``Transpose``, all in opset 11) instead of the custom autograd function.
 
     Args:
         weight (Tensor): ``W``, shape (C_out, C_in / groups, D_mul).
@@ -142,14 +143,9 @@ def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
     weight, depthwise = weight.to(dtype), depthwise.to(dtype)
     with full_precision():
         if is_exporting():
-            out_channels, channels_per_group, d_mul = weight.shape
-            in_channels, taps, _ = depthwise.shape
-            kernel = torch.einsum(
-                'gocd,gcsd->gocs',
-                weight.reshape(groups, out_channels // groups,
-                               channels_per_group, d_mul),
-                depthwise.reshape(groups, in_channels // groups, taps, d_mul))
-            return kernel.reshape(out_channels, channels_per_group, taps)
+            # The autograd function's forward, recorded op by op.
+            return _to_conv_layout(
+                torch.bmm(depthwise, _by_input(weight, groups)), groups)
         return _ComposeOverParameterisedKernel.apply(weight, depthwise,
                                                      groups)
 

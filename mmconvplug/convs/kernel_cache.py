@@ -20,6 +20,13 @@ that way while the layer stays in eval mode must call
 loops do before each validation). The kernel is composed with autocast off,
 so it is always in the parameters' dtype: an autocast forward never leaves a
 low-precision kernel behind for a later full-precision one.
+
+Threads: one eval model may serve several threads at once (``no_grad`` in
+one, ``inference_mode`` in another, which clears the cache). The kernel and
+its key are stored as one tuple and replaced in one assignment, and each
+forward returns the kernel it read or composed itself, so a concurrent
+clear or refill never hands a forward ``None`` or a kernel of other weights.
+Two threads may both compose on a miss; the later one's entry stays.
 """
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -36,8 +43,9 @@ class KernelCache(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.kernel: Optional[torch.Tensor] = None
-        self.key: Optional[CacheKey] = None
+        # The kernel and its key as one tuple, replaced (never mutated) in
+        # one assignment, so a reader sees either a whole entry or None.
+        self._entry: Optional[Tuple[torch.Tensor, CacheKey]] = None
 
     def get(self, compose: Callable[[], torch.Tensor],
             sources: Sequence[torch.Tensor], training: bool) -> torch.Tensor:
@@ -56,17 +64,35 @@ class KernelCache(nn.Module):
                 return compose()
         key = tuple((t.data_ptr(), t._version, t.dtype, t.device)
                     for t in sources)
-        if self.kernel is None or key != self.key:
-            with torch.no_grad(), full_precision():
-                # detach: the kernel may be the weight Parameter itself.
-                self.kernel = compose().detach()
-            self.key = key
-        return self.kernel
+        # One read of the (kernel, key) pair and one local kernel: another
+        # thread may clear or refill the cache between any two statements
+        # here (a served model, no_grad in one thread and inference_mode in
+        # another), so the forward returns the kernel it read or composed,
+        # never a second read of ``self.kernel``.
+        cached = self._entry
+        if cached is not None and cached[1] == key:
+            return cached[0]
+        with torch.no_grad(), full_precision():
+            # detach: the kernel may be the weight Parameter itself.
+            kernel = compose().detach()
+        self._entry = (kernel, key)
+        return kernel
+
+    @property
+    def kernel(self) -> Optional[torch.Tensor]:
+        """The cached kernel, or None."""
+        entry = self._entry
+        return None if entry is None else entry[0]
+
+    @property
+    def key(self) -> Optional[CacheKey]:
+        """What the cached kernel was composed from, or None."""
+        entry = self._entry
+        return None if entry is None else entry[1]
 
     def clear(self) -> None:
         """Drop the cached kernel; the next eval forward recomposes it."""
-        self.kernel = None
-        self.key = None
+        self._entry = None
 
     def train(self, mode: bool = True) -> 'KernelCache':
         self.clear()

@@ -34,12 +34,16 @@ from torch import nn
 
 from mmconvplug.analysis import (OutputDifference, TensorModeForward,
                                  compare_outputs, flatten_tensors)
-from mmconvplug.convs.base import full_precision
+from mmconvplug.convs.base import full_precision, is_conv_variant
 from mmconvplug.fold import (FoldReport, check_checkpoint_matches_model,
                              fold_model)
 from mmconvplug.fold.checkpoint_guard import state_dict_of
 from mmconvplug.utils import atomic_save, load_checkpoint_file
 from mmconvplug.utils.torch_compat import torchscript_exporter_kwargs
+
+#: The oldest ONNX opset every conv variant exports at (mmdeploy's default;
+#: torch exports CondConv's ``F.unfold`` from opset 11 on).
+MIN_ONNX_OPSET = 11
 
 #: Name of the graph input.
 INPUT_NAME = 'inputs'
@@ -126,6 +130,42 @@ def _check_exportable(model: nn.Module) -> None:
             'or segmentor.')
 
 
+def newest_onnx_opset() -> int:
+    """The newest opset the installed torch's TorchScript exporter writes."""
+    from torch.onnx import _constants
+    return int(getattr(_constants, 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET',
+                       _constants.ONNX_MAX_OPSET))
+
+
+def _check_opset(model: nn.Module, opset_version: Optional[int]) -> None:
+    """Refuse, for a model holding an unfolded conv variant, an opset
+    outside :data:`MIN_ONNX_OPSET` .. :func:`newest_onnx_opset` (the range
+    every variant is tested in)."""
+    newest = newest_onnx_opset()
+    if opset_version is None or MIN_ONNX_OPSET <= opset_version <= newest:
+        return
+    variants = sorted({type(m).__name__ for m in model.modules()
+                       if is_conv_variant(m)})
+    if not variants:
+        return  # plain layers: torch decides
+    if opset_version < MIN_ONNX_OPSET:
+        raise ValueError(
+            f'ONNX opset {opset_version} is older than the conv variants '
+            f'in this model ({", ".join(variants)}) export at: they need '
+            f'opset {MIN_ONNX_OPSET} or newer (tested from '
+            f'{MIN_ONNX_OPSET} to {newest}, the newest this torch\'s '
+            f'TorchScript exporter writes). Pass opset_version='
+            f'{MIN_ONNX_OPSET} or newer (mmdeploy\'s default is 11), or '
+            'fold the model first (mmconvplug.fold_model) if it folds '
+            'completely.')
+    raise ValueError(
+        f'ONNX opset {opset_version} is newer than this torch\'s '
+        f'TorchScript exporter supports (newest: opset {newest}); the conv '
+        f'variants in this model ({", ".join(variants)}) are tested from '
+        f'opset {MIN_ONNX_OPSET} to {newest}. Pass opset_version={newest} '
+        'or older.')
+
+
 def onnx_bytes(model: nn.Module,
                example_inputs: torch.Tensor,
                dynamic_batch: bool = True,
@@ -139,8 +179,9 @@ def onnx_bytes(model: nn.Module,
             with.
         dynamic_batch (bool): make axis 0 of the input and of every output
             dynamic. Defaults to True.
-        opset_version (int, optional): ONNX opset. Defaults to None (torch's
-            default).
+        opset_version (int, optional): ONNX opset; with a conv variant in
+            the model, :data:`MIN_ONNX_OPSET` (11) up to
+            :func:`newest_onnx_opset`. Defaults to None (torch's default).
 
     Returns:
         tuple[bytes, list[str]]: the serialized ONNX model and its output
@@ -148,9 +189,11 @@ def onnx_bytes(model: nn.Module,
 
     Raises:
         ValueError: ``model`` is a two-stage detector (see the module
-            docstring).
+            docstring), or it holds a conv variant and ``opset_version`` is
+            outside :data:`MIN_ONNX_OPSET` .. :func:`newest_onnx_opset`.
     """
     _check_exportable(model)
+    _check_opset(model, opset_version)
     wrapper = TensorOutputs(model)
     was_training = model.training
     model.eval()

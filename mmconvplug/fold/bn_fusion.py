@@ -31,7 +31,7 @@ from typing import Iterator, Tuple
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
 from .report import FusedNorm
 
@@ -48,6 +48,12 @@ def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
     with the fused weight and a bias. ``conv`` and ``bn`` keep their
     train/eval mode, and so does the result (``conv``'s).
 
+    The arithmetic runs in at least float32 (float64 stays float64): for a
+    half-precision pair (``model.to(torch.bfloat16)``) the fused weight and
+    bias are computed from the float32 values of every tensor and rounded
+    to the conv's dtype once, instead of rounding ``rsqrt(var + eps)``, the
+    scale and the shifted bias each in bfloat16/float16.
+
     Args:
         conv (nn.Conv2d): The conv (its bias may be None).
         bn (_BatchNorm): The BatchNorm right after it, with running
@@ -62,6 +68,20 @@ def fuse_conv_and_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
     finally:
         conv.train(modes[0])
         bn.train(modes[1])
+    dtypes = {t.dtype for t in (conv.weight, conv.bias, bn.running_mean,
+                                bn.running_var, bn.weight, bn.bias)
+              if t is not None}
+    compute = torch.float64 if torch.float64 in dtypes else torch.float32
+    if dtypes != {compute}:  # low precision somewhere: redo it in float32
+
+        def wide(tensor):
+            return None if tensor is None else tensor.detach().to(compute)
+
+        weight, bias = fuse_conv_bn_weights(
+            wide(conv.weight), wide(conv.bias), wide(bn.running_mean),
+            wide(bn.running_var), bn.eps, wide(bn.weight), wide(bn.bias))
+        fused.weight.copy_(weight)  # cast back to the fused conv's dtypes
+        fused.bias.copy_(bias)
     return fused.train(modes[0])
 
 
