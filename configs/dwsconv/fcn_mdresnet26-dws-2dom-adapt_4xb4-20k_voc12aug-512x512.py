@@ -4,7 +4,9 @@
 # every shared pointwise conv stays frozen (train_domain_only=True), so
 # domain 0 keeps its accuracy and the new domain costs only the per-domain
 # parameters logged at build time. DDP wraps the model with only those (and
-# the heads) trainable, so its default flags work.
+# the heads) trainable, so its default flags work. The backbone is the
+# paper's network, arch='official' (the default), as in step 1; see step 1's
+# header for arch='rebuffi', the earlier default.
 # Init: the step-1 checkpoint (load_from below), not an ImageNet release.
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py'
 custom_imports = dict(imports=['mmconvplug'], allow_failed_imports=False)
@@ -15,6 +17,7 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='MultiDomainResNet26',
+        arch='official',  # as step 1: its checkpoint loads only into it
         num_domains=num_domains,
         active_domain=1,
         train_domain_only=True,
@@ -22,8 +25,8 @@ model = dict(
         strides=(1, 2, 2),
         out_indices=(0, 1, 2),
         norm_eval=False),
-    decode_head=dict(in_channels=256, in_index=2, channels=256),
-    auxiliary_head=dict(in_channels=128, in_index=1, channels=128))
+    decode_head=dict(in_channels=512, in_index=2, channels=512),
+    auxiliary_head=dict(in_channels=256, in_index=1, channels=256))
 
 # The step-1 checkpoint (e.g. work_dirs/fcn_mdresnet26-dws-2dom_4xb2-40k_
 # cityscapes-512x1024/iter_40000.pth). Its 19-class classifiers do not fit

@@ -64,15 +64,18 @@ def domain_overhead(model: nn.Module) -> Dict[str, float]:
 
     Returns ``total`` (all parameters, every domain included),
     ``per_domain`` (what one more domain adds), ``shared`` (what all
-    domains share: ``total - num_domains * per_domain``), ``num_domains``
-    and ``overhead_percent`` (``per_domain / shared * 100``: the paper's
+    domains share: ``total`` less every layer's ``num_domains *
+    params_per_domain()``, which is ``total - num_domains * per_domain``
+    when every layer has all the domains), ``num_domains`` and
+    ``overhead_percent`` (``per_domain / shared * 100``: the paper's
     "parameters added per new domain, relative to the shared network").
     """
     layers = multi_domain_layers(model)
     num_domains = max(layer.num_domains for layer in layers) if layers else 0
     per_domain = count_domain_parameters(model)
     total = sum(p.numel() for p in model.parameters())
-    shared = total - num_domains * per_domain
+    shared = total - sum(layer.num_domains * layer.params_per_domain()
+                         for layer in layers)
     return dict(
         total=total,
         per_domain=per_domain,

@@ -1,15 +1,48 @@
-"""MultiDomainResNet26: the ResNet-26 of the multi-domain papers, built
-from DWSConv and per-domain BN.
+"""MultiDomainResNet26: the multi-domain ResNet-26 of Guo et al. (AAAI 2019),
+built from DWSConv and per-domain BN.
 
 Guo et al., "Depthwise Convolution is All You Need for Learning Multiple
-Visual Domains" (AAAI 2019) take the ResNet-26 of Rebuffi et al.'s residual
-adapters (a 3x3 stem, three stages of four basic blocks with 64/128/256
-channels, parameter-free shortcuts) and make every 3x3 conv
-depthwise-separable: the depthwise convs and the norms are per domain, the
-pointwise convs are shared. Here that is ``conv_cfg=dict(type='DWSConv',
-num_domains=N)`` and ``norm_cfg=dict(type='DomainBN', num_domains=N)``
-everywhere, as a detection/segmentation backbone (``out_indices``,
-``frozen_stages``, ``norm_eval``, ``init_cfg``).
+Visual Domains" (AAAI 2019; official code
+github.com/yunhuiguo/Depthwise_Convolution_for_Multiple_Domain_Learning,
+``models/resnet.py`` ``FlatResNet26`` and ``models/base.py`` with
+``config_task.factor = 1``) make every 3x3 conv of a ResNet-26
+depthwise-separable: the depthwise convs and the BNs are per domain, the
+pointwise convs are shared. Here that is ``DWSConv(num_domains=N)`` convs and
+``DomainBN(num_domains=N)`` norms, as a detection/segmentation backbone
+(``out_indices``, ``frozen_stages``, ``norm_eval``, ``init_cfg``).
+
+``arch`` picks the network (:data:`MULTI_DOMAIN_RESNET26_ARCHS`):
+
+* ``'official'`` (default), the paper's network layer for layer. Stem: a
+  separable 3x3 conv 3 -> 64 and a per-domain BN (no ReLU, as the official
+  ``seed``). Three stages of 4 basic blocks at 128 / 256 / 512 channels,
+  each block two separable convs, each a per-domain depthwise 3x3 followed
+  *directly* by the shared 1x1 pointwise (no norm in between), each
+  followed by a per-domain BN. Shortcuts: average pool + zero channels
+  (``DownsampleB``). Head: a per-domain BN + ReLU on the last stage's output
+  (the official ``bns``, before pooling; part of the backbone here, so
+  ``out_indices`` containing the last stage returns it after that BN +
+  ReLU). Parameters, exactly the paper's: 2,580,672 shared (the pointwise
+  convs: 192 in the stem + 122,880 + 491,520 + 1,966,080 in the stages),
+  75,995 per domain: 60,507 depthwise (27 in the 3-channel stem + 8,640 +
+  17,280 + 34,560; no biases) and 15,488 BN (128 stem + 2,048 + 4,096 +
+  8,192 in the blocks + 1,024 for the final BN at 512 channels), 2.94 % of
+  the shared network per added domain. The official per-domain FC heads
+  are classification heads, not part of this backbone.
+* ``'rebuffi'``, this backbone's earlier default: Rebuffi et al.'s
+  residual-adapter widths (32 stem, 64 / 128 / 256 stages, half the
+  paper's), a stem with ReLU, no final BN, and ``DWSConv``'s default
+  per-domain BN between depthwise and pointwise. 645,216 shared parameters
+  (pointwise convs), 44,225 per domain (30,267 depthwise, 13,958 BN), 6.85 %
+  per added domain. Checkpoints trained with the earlier default load into
+  ``arch='rebuffi'`` only.
+
+``convert_official_state_dict``
+(:mod:`mmconvplug.backbones.multi_domain_checkpoint`) maps an official
+state dict to this backbone's keys; ``load_state_dict`` (and mmengine's
+``load_checkpoint`` / ``Pretrained`` init) apply it when given a state
+dict in the official layout, dropping the FC heads with a logged message.
+A checkpoint of the other ``arch`` is refused, naming the option.
 
 ``set_active_domain(model, d)`` (``mmconvplug.convs.domain``) selects the
 domain; ``active_domain`` sets it at build time and ``train_domain_only``
@@ -32,12 +65,29 @@ from ..convs.domain import (freeze_parameters, get_active_domain,
                             multi_domain_layers, set_active_domain)
 from ..registry import MODELS
 from .domain_adaptation import format_domain_overhead, freeze_all_but_domain
+from .multi_domain_checkpoint import (check_arch_of_state_dict,
+                                      convert_official_in_place)
+
+#: ``arch`` -> its defaults. ``separable_norm``: a per-domain BN between
+#: each DWSConv's depthwise and pointwise conv; ``stem_relu``: a ReLU after
+#: the stem's BN; ``final_norm``: the per-domain BN + ReLU on the last
+#: stage's output.
+MULTI_DOMAIN_RESNET26_ARCHS = {
+    'official':
+    dict(stem_channels=64, stage_channels=(128, 256, 512),
+         separable_norm=False, stem_relu=False, final_norm=True),
+    'rebuffi':
+    dict(stem_channels=32, stage_channels=(64, 128, 256),
+         separable_norm=True, stem_relu=True, final_norm=False),
+}
 
 
 class ParameterFreeShortcut(nn.Module):
     """Rebuffi's "DownsampleB" shortcut: average-pool by ``stride`` and
     zero-pad the channels to ``out_channels`` (no parameters, so nothing of
-    the shortcut is shared or per-domain)."""
+    the shortcut is shared or per-domain). ``ceil_mode`` pools an odd size
+    as the strided 3x3 conv of the main path does; for even sizes (all the
+    official network accepts) it is the official ``nn.AvgPool2d(2)``."""
 
     def __init__(self, in_channels: int, out_channels: int,
                  stride: int) -> None:
@@ -86,39 +136,62 @@ class MultiDomainBasicBlock(nn.Module):
 class MultiDomainResNet26(BaseModule):
     """ResNet-26 with DWSConv and DomainBN (Guo et al. AAAI 2019).
 
+    Input (N, 3, H, W) -> one (N, C_i, H_i, W_i) tensor per index of
+    ``out_indices``: C_i = ``stage_channels[i]``, H_i = H / (``stem_stride``
+    * prod(``strides[:i + 1]``)) (rounded up).
+
     Args:
-        num_domains: Number of visual domains the model keeps.
-        active_domain: Domain used after building.
-        gate: DWSConv's soft sharing across domains (paper's variant).
-        train_domain_only: Freeze every parameter but ``active_domain``'s
-            depthwise convs and norms (adapting to a new domain).
-        in_channels: Image channels.
-        stem_channels: Channels of the 3x3 stem (Rebuffi: 32).
-        stage_channels: Channels of the three stages (64, 128, 256).
-        num_blocks: Basic blocks per stage (4 gives 26 layers).
-        stem_stride: Stride of the stem (1 for the Decathlon's 64x64 images;
-            2 or more for detection/segmentation inputs).
-        strides: Stride of each stage's first block.
-        out_indices: Stages whose outputs are returned.
-        frozen_stages: Freeze the stem and stages ``0..frozen_stages-1``.
-        norm_eval: Keep every BN in eval mode while training.
-        conv_cfg: Conv config; default ``DWSConv`` with ``num_domains`` and
-            ``gate``.
-        norm_cfg: Norm config; default ``DomainBN`` with ``num_domains``.
-        log_overhead: Log the per-domain parameter overhead when built.
-        init_cfg: mmengine init config.
+        arch (str): ``'official'`` (the paper's network, default) or
+            ``'rebuffi'`` (the earlier default of this backbone); see the
+            module docstring for both layouts and their parameter counts.
+        num_domains (int): Number of visual domains the model keeps.
+        active_domain (int): Domain used after building.
+        gate (bool): DWSConv's soft sharing across domains (the paper's
+            sharing variant, ``models/base_sharing.py``).
+        train_domain_only (bool): Freeze every parameter but
+            ``active_domain``'s depthwise convs and norms (adapting to a new
+            domain).
+        in_channels (int): Image channels.
+        stem_channels (int, optional): Channels of the 3x3 stem; None: the
+            arch's (official 64, rebuffi 32).
+        stage_channels (Sequence[int], optional): Channels of the three
+            stages; None: the arch's (official (128, 256, 512), rebuffi
+            (64, 128, 256)).
+        num_blocks (int): Basic blocks per stage (4 gives 26 layers).
+        stem_stride (int): Stride of the stem (1 for the Decathlon's 64x64
+            images; 2 or more for detection/segmentation inputs).
+        strides (Sequence[int]): Stride of each stage's first block.
+        out_indices (Sequence[int]): Stages whose outputs are returned.
+        frozen_stages (int): Freeze the stem and stages
+            ``0..frozen_stages-1`` (the final BN goes with the last stage).
+        norm_eval (bool): Keep every BN in eval mode while training.
+        conv_cfg (dict, optional): Conv config; default ``DWSConv`` with
+            ``num_domains`` and ``gate`` (and ``norm_cfg=None`` for the
+            official arch).
+        norm_cfg (dict, optional): Norm config; default ``DomainBN`` with
+            ``num_domains``.
+        log_overhead (bool): Log the per-domain parameter overhead when
+            built.
+        init_cfg (dict | list[dict], optional): mmengine init config.
+
+    Raises:
+        ValueError: an unknown ``arch``, a ``strides`` / ``out_indices`` /
+            ``frozen_stages`` that does not fit the stages; loading a
+            checkpoint of the other ``arch`` (the message names it).
+        IndexError: ``active_domain`` outside ``[0, num_domains)``.
     """
 
     depth = 26
 
     def __init__(self,
+                 arch: str = 'official',
                  num_domains: int = 1,
                  active_domain: int = 0,
                  gate: bool = False,
                  train_domain_only: bool = False,
                  in_channels: int = 3,
-                 stem_channels: int = 32,
-                 stage_channels: Sequence[int] = (64, 128, 256),
+                 stem_channels: Optional[int] = None,
+                 stage_channels: Optional[Sequence[int]] = None,
                  num_blocks: int = 4,
                  stem_stride: int = 1,
                  strides: Sequence[int] = (2, 2, 2),
@@ -130,6 +203,17 @@ class MultiDomainResNet26(BaseModule):
                  log_overhead: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg)
+        if arch not in MULTI_DOMAIN_RESNET26_ARCHS:
+            raise ValueError(
+                f'MultiDomainResNet26: arch={arch!r} is not one of '
+                f'{sorted(MULTI_DOMAIN_RESNET26_ARCHS)}; "official" is the '
+                'paper\'s network, "rebuffi" the earlier default.')
+        preset = MULTI_DOMAIN_RESNET26_ARCHS[arch]
+        self.arch = arch
+        if stem_channels is None:
+            stem_channels = preset['stem_channels']
+        if stage_channels is None:
+            stage_channels = preset['stage_channels']
         num_stages = len(stage_channels)
         if len(strides) != num_stages:
             raise ValueError(
@@ -147,6 +231,8 @@ class MultiDomainResNet26(BaseModule):
         if conv_cfg is None:
             conv_cfg = dict(type='DWSConv', num_domains=num_domains,
                             gate=gate)
+            if not preset['separable_norm']:
+                conv_cfg['norm_cfg'] = None
         if norm_cfg is None:
             norm_cfg = dict(type='DomainBN', num_domains=num_domains)
         self.out_indices = tuple(out_indices)
@@ -155,11 +241,14 @@ class MultiDomainResNet26(BaseModule):
         self.train_domain_only = train_domain_only
         self._build_domain = active_domain
 
-        self.stem = nn.Sequential(
+        stem = [
             build_conv_layer(conv_cfg, in_channels, stem_channels, 3,
                              stride=stem_stride, padding=1, bias=False),
-            build_norm_layer(norm_cfg, stem_channels)[1],
-            nn.ReLU(inplace=True))
+            build_norm_layer(norm_cfg, stem_channels)[1]
+        ]
+        if preset['stem_relu']:
+            stem.append(nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(*stem)
         self.stages = nn.ModuleList()
         channels = stem_channels
         for out_channels, stride in zip(stage_channels, strides):
@@ -171,6 +260,9 @@ class MultiDomainResNet26(BaseModule):
                                           conv_cfg, norm_cfg))
                 channels = out_channels
             self.stages.append(nn.Sequential(*blocks))
+        self.final_norm = None
+        if preset['final_norm']:
+            self.final_norm = build_norm_layer(norm_cfg, channels)[1]
 
         if multi_domain_layers(self):
             # Also re-freezes the other domains' BNs, which mmcv's
@@ -193,6 +285,9 @@ class MultiDomainResNet26(BaseModule):
             freeze_all_but_domain(self, self.active_domain)
         frozen = [self.stem] if self.frozen_stages >= 0 else []
         frozen += list(self.stages[:max(self.frozen_stages, 0)])
+        if (self.final_norm is not None
+                and self.frozen_stages == len(self.stages)):
+            frozen.append(self.final_norm)
         for module in frozen:
             module.eval()
             freeze_parameters(module)
@@ -200,8 +295,11 @@ class MultiDomainResNet26(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.stem(x)
         outs = []
+        last = len(self.stages) - 1
         for index, stage in enumerate(self.stages):
             x = stage(x)
+            if index == last and self.final_norm is not None:
+                x = F.relu(self.final_norm(x))
             if index in self.out_indices:
                 outs.append(x)
         return tuple(outs)
@@ -214,3 +312,15 @@ class MultiDomainResNet26(BaseModule):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Convert an official-layout state dict in place; refuse one of
+        the other ``arch`` (torch's ``load_state_dict`` and mmengine's
+        ``load_state_dict`` both call this before the children's)."""
+        convert_official_in_place(state_dict, prefix)
+        check_arch_of_state_dict(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)

@@ -21,10 +21,26 @@ conv's pretrained ``weight`` loads into it, it never gets a gradient and,
 not being a parameter, never reaches the optimizer (without a
 ``paramwise_cfg``, mmengine's ``DefaultOptimWrapperConstructor`` hands
 ``model.parameters()``, frozen ones included, to the optimizer).
-``refocus_weight`` (and ``bias``) are trained. With
-``zero_init_refocus=True`` (our default; the official code initialises the
-map randomly) ``W_t == W_b`` at start, so a RefConv built
-from a pretrained conv computes that conv at step 0.
+``refocus_weight`` (and ``bias``) are trained.
+
+Init of the map, two settings:
+
+* ``zero_init_refocus=False``: PyTorch's default conv init of the map
+  (``kaiming_uniform_(a=sqrt(5))``), as the official ``RepConv``'s
+  ``convmap`` (an ``nn.Conv2d`` whose ``nn.init.zeros_`` is commented out).
+  The paper's ablation finds that zero init of the refocusing weights works
+  too, but standard random init works best; the paper configs
+  (``configs/refconv/*``) use it. ``W_t != W_b`` at start: the model begins
+  at the pretrained basis refocused by a random map, not at the pretrained
+  network.
+* ``zero_init_refocus=True`` (the layer's default): the map starts at zero,
+  so ``W_t == W_b`` and a RefConv built from a pretrained conv computes
+  exactly that conv at step 0. It stays the default because the plugin's
+  contract rests on it: ``from_conv`` and the model-wide ``conv_swap`` are
+  exact, a plain checkpoint loaded into a RefConv model (``load_from``,
+  ``tools/convert_pretrained.py``) computes the plain network, and the
+  checkpoint key check may leave ``refocus_weight`` unfilled because its
+  init is the exact-equivalence one. Choose it for step-0 equality.
 
 1x1 kernels are kept as plain convs with a trainable ``weight`` parameter:
 a refocusing map over a single tap only rescales it, and the paper refocuses
@@ -108,8 +124,11 @@ class RefConv(FoldableConvMixin, nn.Module):
         map_groups (int, optional): ``G``, the groups of the refocusing
             map; must divide N = C_out * C_in / groups. Defaults to None:
             C_in * C_out / groups**2, as in the official code.
-        zero_init_refocus (bool): Start the map at zero, so ``W_t == W_b``.
-            Defaults to True.
+        zero_init_refocus (bool): Start the map at zero, so ``W_t == W_b``
+            (exactly the basis conv at step 0); False: PyTorch's default
+            conv init, as the official code and the paper's best setting
+            (the paper configs). Defaults to True (see the module
+            docstring for why).
 
     Raises:
         ValueError: an even or too large ``map_size``, a ``map_groups``
@@ -252,11 +271,12 @@ class RefConv(FoldableConvMixin, nn.Module):
     def from_conv(cls,
                   conv: nn.Conv2d,
                   map_size: Optional[IntOrPair] = None,
-                  map_groups: Optional[int] = None) -> 'RefConv':
+                  map_groups: Optional[int] = None,
+                  zero_init_refocus: bool = True) -> 'RefConv':
         """Build a RefConv whose frozen basis is ``conv``'s weight.
 
-        The map starts at zero, so the result computes exactly ``conv``; the
-        bias is copied and stays trainable. The result is marked
+        By default the map starts at zero, so the result computes exactly
+        ``conv``; the bias is copied and stays trainable. The result is marked
         initialised, so mmengine's ``init_weights`` leaves it alone.
 
         Args:
@@ -265,13 +285,21 @@ class RefConv(FoldableConvMixin, nn.Module):
                 constructor. Defaults to None.
             map_groups (int, optional): As for the constructor. Defaults
                 to None.
+            zero_init_refocus (bool): True: the exact equivalent of
+                ``conv``. False: the official random map (PyTorch's default
+                conv init), the paper's best setting, which the RefConv
+                paper configs pass through ``conv_swap``; the result then
+                computes ``conv``'s kernel refocused by that map, not
+                ``conv``. Defaults to True. An init choice, so not in
+                :meth:`from_conv_kwargs`.
 
         Returns:
             RefConv: on ``conv``'s device and dtype, in its training mode.
         """
         geometry = plain_conv_geometry(conv, 'RefConv.from_conv')
-        return adopt_plain_conv(cls(**geometry, map_size=map_size,
-                    map_groups=map_groups, zero_init_refocus=True), conv)
+        return adopt_plain_conv(
+            cls(**geometry, map_size=map_size, map_groups=map_groups,
+                zero_init_refocus=zero_init_refocus), conv)
 
     def from_conv_kwargs(self) -> dict:
         """``from_conv`` arguments that rebuild this layer's map."""

@@ -16,7 +16,9 @@ loading and sorts the differences into
   published checkpoints) and a conv variant's own new tensors
   (``new_tensor_names()`` of the layer: DO-Conv's ``D_delta``, RefConv's
   refocusing weights, CondConv's routing and extra experts), which a plain
-  checkpoint cannot hold and which start at their exact-equivalence init;
+  checkpoint cannot hold and which keep their own init (the
+  exact-equivalence one by default; RefConv's paper configs choose the
+  official random map);
 * ``unexpected``: checkpoint tensors the model does not consume, except an
   ImageNet classifier the detector has no place for (``fc.*``,
   ``classifier.*``; :data:`IMAGENET_CLASSIFIER_KEYS`);

@@ -23,7 +23,8 @@ checks every key and value and says how to fix a wrong one.
   larger kernel side must be at least this (2: every kernel larger than
   1x1). ``groups``: an int or a list of ints.
 * any other key is a keyword argument of the variant's ``from_conv``
-  (``D_mul`` for DOConv, ``map_size`` / ``map_groups`` for RefConv,
+  (``D_mul`` for DOConv, ``map_size`` / ``map_groups`` /
+  ``zero_init_refocus`` for RefConv,
   ``num_experts`` / ``expert_jitter`` / ``strategy`` for CondConv).
 
 Only plain convs are swapped (``nn.Conv2d`` and mmcv's ``Conv2d``

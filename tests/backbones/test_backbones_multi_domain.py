@@ -21,16 +21,20 @@ def _randomise_domain_params(model):
                 module.weight.normal_(std=0.1)
 
 
-def test_architecture_depth_and_outputs():
-    model = MultiDomainResNet26(num_domains=3).eval()
+@pytest.mark.parametrize('arch, widths, num_norms', [
+    ('official', (128, 256, 512), 25 + 1),  # + the final per-domain BN
+    ('rebuffi', (64, 128, 256), 25),
+])
+def test_architecture_depth_and_outputs(arch, widths, num_norms):
+    model = MultiDomainResNet26(arch=arch, num_domains=3).eval()
     convs = [m for m in model.modules() if type(m).__name__ == 'DWSConv']
     assert len(convs) == 1 + 3 * 4 * 2  # stem + 3 stages x 4 blocks x 2
-    assert sum(isinstance(m, DomainBN) for m in model.modules()) == 25
+    assert sum(isinstance(m, DomainBN) for m in model.modules()) == num_norms
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 64, 64))
-    assert [tuple(o.shape) for o in outs] == [(1, 64, 32, 32),
-                                              (1, 128, 16, 16),
-                                              (1, 256, 8, 8)]
+    assert [tuple(o.shape) for o in outs] == [(1, widths[0], 32, 32),
+                                              (1, widths[1], 16, 16),
+                                              (1, widths[2], 8, 8)]
 
 
 def test_domains_give_different_functions_and_switch_back():
@@ -71,11 +75,16 @@ def test_domain_overhead_is_small_relative_to_shared():
     assert 0 < overhead['overhead_percent'] < 10
 
 
-def test_fold_keeps_the_active_domain_function():
-    model = MultiDomainResNet26(num_domains=2, active_domain=1).eval()
+@pytest.mark.parametrize('arch', ['official', 'rebuffi'])
+def test_fold_keeps_the_active_domain_function(arch):
+    model = MultiDomainResNet26(arch=arch, num_domains=2,
+                                active_domain=1).eval()
     _randomise_domain_params(model)
     x = torch.rand(1, 3, 32, 32)
-    folded = fold_model(model)
+    folded, report = fold_model(model, return_report=True)
+    # one active domain: every DWSConv folds to one plain conv
+    assert len(report.folded) == 25 and not report.kept
+    assert not any(type(m).__name__ == 'DWSConv' for m in folded.modules())
     with torch.no_grad():
         for a, b in zip(model(x), folded(x)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

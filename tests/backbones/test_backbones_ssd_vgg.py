@@ -81,8 +81,7 @@ def test_replacement_cfg_is_ssdvgg_with_a_conv_swap():
 @pytest.mark.parametrize('conv_cfg, error, match', [
     ('DOConv', ValueError, 'conv_cfg must be None or dict'),
     (dict(type='SCConv'), ConvSwapConfigError, 'no exact from_conv'),
-    (dict(type='RefConv', zero_init_refocus=False), ConvSwapConfigError,
-     'zero_init_refocus'),
+    (dict(type='RefConv', D_mul=9), ConvSwapConfigError, 'D_mul'),
 ])
 def test_bad_conv_cfg_raise_naming_the_problem(conv_cfg, error, match):
     with pytest.raises(error, match=match):

@@ -9,6 +9,10 @@ strict ``CheckpointKeysHook``, so a partial load would raise), and its
 backbone features are compared with the plain model's given the same
 checkpoint: the stock mmdet/mmseg config, or for SCNet an independent
 reimplementation of the official model (float32, relative error <= 1e-6).
+The RefConv configs use the official random init of the refocusing map
+(the paper's best setting), so for them the basis must load exactly and
+the features must equal the stock model's with each kernel refocused by
+the official formula, and not the plain stock model's.
 Nothing is downloaded.
 """
 import glob
@@ -27,6 +31,9 @@ from mmconvplug.engine.checkpoint_keys import (IncompatibleKeysError,
                                                checkpoint_keys_strictness)
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'backbones'))
+sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'convs'))
+from refconv_official_reference import \
+    refocus_stock_kernels_officially  # noqa: E402
 from scnet_official_reference import OfficialSCNet, randomized  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -344,6 +351,14 @@ def test_published_init_loads_exactly(config, published_checkpoint):
         features = ours(x)
     assert len(features) == len(theirs)
     assert [f.shape for f in features] == [t.shape for t in theirs]
+    if variant == 'RefConv':
+        # the official random map: not the plain network at step 0 ...
+        assert _relative_error(features, theirs) > 1e-2
+        # ... but the pretrained basis refocused by the official formula
+        assert refocus_stock_kernels_officially(
+            stock_backbone, ours, torch.load(path, weights_only=True)) > 0
+        with torch.no_grad():
+            theirs = stock_backbone(x)
     assert _relative_error(features, theirs) <= 1e-6
 
 

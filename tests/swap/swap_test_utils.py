@@ -14,6 +14,8 @@ from mmconvplug.swap.swap_convs import plain_conv_types
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The end-to-end helpers (tiny configs, tools as modules) of tests/e2e.
 sys.path.insert(0, osp.join(REPO, 'tests', 'e2e'))
+# The official RefConv kernel (tests/convs/refconv_official_reference.py).
+sys.path.insert(0, osp.join(REPO, 'tests', 'convs'))
 
 #: new config -> (stock config it inherits, test input (N, C, H, W)).
 SWAP_CONFIGS = {

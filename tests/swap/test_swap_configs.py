@@ -5,12 +5,18 @@ for (heads included) and reports every other one it reaches with a reason;
 seeded, ``init_weights`` gives exactly the stock model's init; with the same
 (perturbed, as trained) weights the swapped model computes the stock model's
 ``mode='tensor'`` outputs (float32, relative <= 1e-6); and the deploy config
-of its fold is the stock config, into which the fold loads strictly.
+of its fold is the stock config, into which the fold loads strictly. The
+RefConv configs keep the official random refocusing map (the paper's best
+setting): there "the stock model" has each swapped kernel refocused by the
+official formula from that map, and differs from the plain stock model.
 """
 import pytest
 import torch
 from swap_test_utils import (SWAP_CONFIGS, build, load, model_dict,
                              perturbed_, convs_under, without_downloads)
+
+from refconv_official_reference import \
+    refocus_stock_kernels_officially  # noqa: I100
 
 from mmconvplug.analysis import output_difference
 from mmconvplug.convs.base import conv_variants, is_conv_variant
@@ -76,6 +82,13 @@ def test_swap_config_equals_the_stock_model(config):
                    for n, m in swapped.named_modules() if n in expected)
 
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    # The RefConv paper configs keep the official random map (the paper's
+    # best setting): the stock init with each swapped kernel refocused by
+    # the official formula, not the stock model itself.
+    random_map = block.variant_args.get('zero_init_refocus') is False
+    if random_map:
+        assert output_difference(stock, swapped, x).max_rel_error > 1e-2
+        assert refocus_stock_kernels_officially(stock, swapped) > 0
     # seeded: the stock init, through the swap
     init_error = output_difference(stock, swapped, x).max_rel_error
     assert init_error <= 1e-6, init_error
@@ -90,6 +103,8 @@ def test_swap_config_equals_the_stock_model(config):
         if is_conv_variant(module) for key in module.new_tensor_names()
     }
     assert not unexpected and set(missing) <= new_tensors
+    if random_map:  # the swapped model kept its map
+        refocus_stock_kernels_officially(stock, swapped)
     difference = output_difference(stock, swapped, x)
     assert difference.max_rel_error <= 1e-6, difference
 
