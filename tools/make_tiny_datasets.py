@@ -6,8 +6,10 @@
 
 Writes ``<root>/VOCdevkit`` (VOC2007 + VOC2012), ``<root>/coco`` (instances
 and person_keypoints json, train2017/ val2017/), ``<root>/coco_keypoints``
-(person-heavy COCO for keypoint models, only with ``--which coco-keypoints``)
-and ``<root>/cityscapes`` (leftImg8bit/ gtFine/). The configs under
+(person-heavy COCO for keypoint models, only with ``--which coco-keypoints``),
+``<root>/crowdpose`` (14 keypoints in the published CrowdPose layout and
+quirks, only with ``--which crowdpose``) and ``<root>/cityscapes``
+(leftImg8bit/ gtFine/). The configs under
 ``configs/_base_/datasets/tiny_*.py`` point at these folders; the same configs
 read the real datasets by changing ``data_root``.
 

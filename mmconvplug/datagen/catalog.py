@@ -14,6 +14,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 from ..version import __version__
 from .tiny_cityscapes import make_tiny_cityscapes
 from .tiny_coco import make_tiny_coco, make_tiny_coco_keypoints
+from .tiny_crowdpose import make_tiny_crowdpose
 from .tiny_voc import make_tiny_voc
 
 #: Written next to a generated dataset; what :func:`ensure_tiny_dataset`
@@ -49,6 +50,8 @@ TINY_DATASETS: Dict[str, TinyDataset] = {
                                   'coco_keypoints', (128, 128)),
     'cityscapes': TinyDataset(make_tiny_cityscapes, 'cityscapes',
                               'cityscapes', (128, 64)),
+    'crowdpose': TinyDataset(make_tiny_crowdpose, 'crowdpose', 'crowdpose',
+                             (128, 128)),
 }
 
 

@@ -70,31 +70,42 @@ def _person_category() -> dict:
                 skeleton=[[a + 1, b + 1] for a, b in COCO_PERSON_SKELETON])
 
 
+def label_keypoints(points: np.ndarray, visible_mask: np.ndarray,
+                    box: Sequence[float], width: int, height: int,
+                    unlabelled: Sequence[int] = ()) -> List[float]:
+    """COCO ``keypoints`` ``[x, y, v] * K`` of one drawn person.
+
+    v=2: on the person's visible pixels. v=1: inside the person's box but
+    covered by a later object. v=0 (x=y=0): outside the image or the box,
+    or listed in ``unlabelled``.
+    """
+    x0, y0 = box[0], box[1]
+    x1, y1 = box[0] + box[2], box[1] + box[3]
+    out: List[float] = []
+    for k, (x, y) in enumerate(points):
+        xi, yi = int(round(x)), int(round(y))
+        inside_box = x0 <= xi <= x1 and y0 <= yi <= y1
+        in_image = 0 <= xi < width and 0 <= yi < height
+        if not (in_image and inside_box) or k in unlabelled:
+            out += [0.0, 0.0, 0]
+            continue
+        v = 2 if visible_mask[yi, xi] else 1
+        out += [float(xi), float(yi), v]
+    return out
+
+
 def _keypoint_triplets(obj: DrawnObject, box: Sequence[float],
                        rng: np.random.Generator,
                        width: int, height: int) -> Tuple[List[float], int]:
     """COCO ``keypoints`` (x, y, v) * 17 and ``num_keypoints`` for a person.
 
-    v=2: on the person's visible pixels. v=1: inside the person's box but
-    covered by a later object. v=0 (x=y=0): outside the image or the box, or
-    an ear turned away from the camera (COCO leaves those unlabelled).
+    As :func:`label_keypoints`, and an ear turned away from the camera is
+    left unlabelled (v=0), as COCO does.
     """
-    x0, y0 = box[0], box[1]
-    x1, y1 = box[0] + box[2], box[1] + box[3]
     hidden_ear = int(rng.integers(3, 6))  # 5 means: both ears labelled
-    out: List[float] = []
-    labelled = 0
-    for k, (x, y) in enumerate(obj.keypoints):
-        xi, yi = int(round(x)), int(round(y))
-        inside_box = x0 <= xi <= x1 and y0 <= yi <= y1
-        in_image = 0 <= xi < width and 0 <= yi < height
-        if not (in_image and inside_box) or k == hidden_ear:
-            out += [0.0, 0.0, 0]
-            continue
-        v = 2 if obj.visible_mask[yi, xi] else 1
-        out += [float(xi), float(yi), v]
-        labelled += 1
-    return out, labelled
+    out = label_keypoints(obj.keypoints, obj.visible_mask, box, width,
+                          height, unlabelled=(hidden_ear, ))
+    return out, sum(1 for v in out[2::3] if v > 0)
 
 
 def _annotation(obj: DrawnObject, ann_id: int, image_id: int,

@@ -47,9 +47,9 @@ TASKS = {
     'seg': DemoTask('demo/deeplabv3plus_r18_tiny_cityscapes.py',
                     'cityscapes', 64, 16, 80, 'mIoU', 'mIoU (%)', 1,
                     'uniform guessing over 19 classes ~ 2-5 mIoU'),
-    'kpt': DemoTask('keypoint_rcnn/*tiny*.py', 'coco-keypoints', 96,
-                    24, 200, 'coco/keypoints_mAP', 'keypoint AP', 100,
-                    'random keypoints score ~0 AP'),
+    'kpt': DemoTask('keypoint_rcnn/keypoint-rcnn_r18_fpn_tiny_coco.py',
+                    'coco-keypoints', 96, 24, 200, 'coco/keypoints_mAP',
+                    'keypoint AP', 100, 'random keypoints score ~0 AP'),
 }
 
 

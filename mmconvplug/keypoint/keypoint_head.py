@@ -19,6 +19,7 @@ from torch import Tensor
 
 from mmconvplug.registry import MODELS
 from .heatmap_codec import decode_heatmaps, encode_heatmap_targets
+from .keypoint_counts import KeypointCountError
 
 
 @MODELS.register_module()
@@ -26,7 +27,9 @@ class KeypointHeatmapHead(BaseModule):
     """Predicts one heatmap per keypoint for every RoI.
 
     Args:
-        num_keypoints: K, keypoints per instance (17 for COCO persons).
+        num_keypoints: K, keypoints per instance: the length of the
+            dataset metainfo's ``keypoint_names`` (17 for COCO persons, 14
+            for CrowdPose and AIC).
         in_channels: channels of the RoI features.
         num_convs: 3x3 convs before upsampling (0 allowed).
         conv_out_channels: channels of those convs.
@@ -104,7 +107,12 @@ class KeypointHeatmapHead(BaseModule):
     def get_targets(self, sampling_results: list,
                     batch_gt_instances: List[InstanceData]
                     ) -> Tuple[Tensor, Tensor]:
-        """Heatmap cell targets and validity for all positive RoIs."""
+        """Heatmap cell targets and validity for all positive RoIs.
+
+        Raises:
+            KeypointCountError: the ground truth's K is not
+                ``num_keypoints``.
+        """
         all_targets, all_valid = [], []
         for result, gt in zip(sampling_results, batch_gt_instances):
             pos_rois = result.pos_priors
@@ -114,6 +122,15 @@ class KeypointHeatmapHead(BaseModule):
                 all_targets.append(pos_rois.new_zeros(shape, dtype=torch.long))
                 all_valid.append(pos_rois.new_zeros(shape, dtype=torch.bool))
                 continue
+            if gt.keypoints.shape[1] != self.num_keypoints:
+                raise KeypointCountError(
+                    f'KeypointHeatmapHead: the model predicts '
+                    f'num_keypoints={self.num_keypoints} heatmaps, but the '
+                    f'ground truth has {gt.keypoints.shape[1]} keypoints per '
+                    'person (K of the dataset metainfo). Set '
+                    'model.roi_head.keypoint_head.num_keypoints='
+                    f'{gt.keypoints.shape[1]} (python tools/train.py checks '
+                    'this before building, naming every keypoint list).')
             keypoints = gt.keypoints[assigned].to(pos_rois)
             visible = gt.keypoints_visible[assigned].to(pos_rois)
             targets, valid = encode_heatmap_targets(

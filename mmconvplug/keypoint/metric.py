@@ -5,7 +5,15 @@ and ``outfile_prefix`` behave exactly as there; the keypoint results are
 written to ``{outfile_prefix}.keypoints.json`` in the COCO result format
 (``[x1, y1, s1, ...]`` with ``s`` the keypoint score, the instance ``score``
 its box score) and evaluated with pycocotools' ``iouType='keypoints'`` and
-the dataset's OKS sigmas (COCO's 17 by default).
+the dataset's OKS sigmas (COCO's 17 by default), any K: predictions
+``(N, K, 2)``, ``keypoint_names``, ``flip_indices``, ``keypoint_sigmas`` and
+the annotation file must agree on K, else a ``KeypointCountError`` names all
+of them (pycocotools needs ``len(kpt_oks_sigmas) == K``).
+
+Published files are evaluated as they are: annotations of ``ann_file``
+without ``area`` or ``num_keypoints`` (CrowdPose, AIC) get them by the rule
+the dataset uses (:mod:`mmconvplug.keypoint.coco_style`) before pycocotools
+reads them; present fields are kept.
 """
 import os.path as osp
 import tempfile
@@ -20,7 +28,9 @@ from mmengine.logging import MMLogger
 
 from mmconvplug.registry import METRICS
 from .coco_person_meta import COCO_PERSON_KEYPOINT_SIGMAS
+from .coco_style import complete_annotation
 from .dataset import KEYPOINT_PIXEL_CENTRE_OFFSET
+from .keypoint_counts import check_keypoint_counts, metainfo_counts
 
 # Names of COCOeval.stats for iouType='keypoints' (no "small" area range).
 KEYPOINT_STAT_NAMES = ('mAP', 'mAP_50', 'mAP_75', 'mAP_m', 'mAP_l', 'AR',
@@ -67,6 +77,17 @@ class CocoKeypointMetric(CocoMetric):
         self.keypoint_metric_items = items
         self.keypoint_sigmas = keypoint_sigmas
         self.max_keypoint_dets = max_keypoint_dets
+        if self._coco_api is not None:
+            self._complete_annotations(self._coco_api)
+
+    @staticmethod
+    def _complete_annotations(coco_api: COCO) -> None:
+        """Give every annotation ``area`` and ``num_keypoints`` (in place,
+        only where absent), by the dataset's rule."""
+        for ann in coco_api.dataset.get('annotations', []):
+            img_info = coco_api.imgs.get(ann.get('image_id'))
+            if img_info is not None:
+                ann.update(complete_annotation(ann, img_info))
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """``CocoMetric.process`` + each prediction's keypoints and scores."""
@@ -125,7 +146,12 @@ class CocoKeypointMetric(CocoMetric):
                     [xy, 2.0 * visible[:, None]], axis=1)
                 triplets[~visible] = 0
                 coco_ann['keypoints'] = [float(v) for v in triplets.ravel()]
-                coco_ann['num_keypoints'] = int(visible.sum())
+                # The dataset's (the file's) num_keypoints and area, as an
+                # ann_file metric would read them.
+                coco_ann['num_keypoints'] = int(
+                    ann.get('num_keypoints', visible.sum()))
+                if 'area' in ann:
+                    coco_ann['area'] = float(ann['area'])
         names = self.dataset_meta.get('keypoint_names', ())
         for category in coco_json['categories']:
             category['keypoints'] = list(names)
@@ -136,6 +162,8 @@ class CocoKeypointMetric(CocoMetric):
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Box metrics from ``CocoMetric``, then keypoint OKS AP."""
+        if self.evaluate_keypoints and results:
+            self._check_keypoint_counts(results)
         tmp_dir = None
         outfile_prefix = self.outfile_prefix
         if outfile_prefix is None:
@@ -173,12 +201,10 @@ class CocoKeypointMetric(CocoMetric):
             return {f'keypoints_{item}': 0.0
                     for item in self.keypoint_metric_items}
         sigmas = self._sigmas()
-        num_gt_keypoints = self._num_gt_keypoints(self._coco_api)
-        if num_gt_keypoints is not None and num_gt_keypoints != len(sigmas):
-            raise ValueError(
-                f'CocoKeypointMetric: {len(sigmas)} keypoint_sigmas for '
-                f'{num_gt_keypoints} keypoints in the ground truth; give one '
-                'sigma per keypoint.')
+        check_keypoint_counts('CocoKeypointMetric', [
+            ('keypoint_sigmas', len(sigmas)),
+            ('K in the ground truth', self._num_gt_keypoints(self._coco_api))
+        ])
         coco_dt = self._coco_api.loadRes(predictions)
         coco_eval = COCOeval(self._coco_api, coco_dt, 'keypoints')
         coco_eval.params.kpt_oks_sigmas = sigmas
@@ -196,6 +222,23 @@ class CocoKeypointMetric(CocoMetric):
             f'keypoints_{item}': float(f'{round(stats[item], 3)}')
             for item in self.keypoint_metric_items
         }
+
+    def _check_keypoint_counts(self, results: list) -> None:
+        """Predictions, metainfo, sigmas and ground truth agree on K."""
+        # results: (gt, prediction) pairs, as CocoMetric.process stores
+        # them; (N, K, 2) per image, K is known even where N == 0.
+        predicted = next((pred['keypoints'].shape[1] for _, pred in results
+                          if 'keypoints' in pred), None)
+        counts = [('K (predictions: keypoint_head.num_keypoints)', predicted)]
+        counts += [(key, n) for key, n in metainfo_counts(
+            self.dataset_meta or {}) if key != 'keypoint_sigmas']
+        sigmas_from = ('keypoint_sigmas' if self.keypoint_sigmas is None else
+                       'keypoint_sigmas (metric argument)')
+        counts.append((sigmas_from, len(self._sigmas())))
+        if self._coco_api is not None:
+            counts.append(('K in the file (ann_file)',
+                           self._num_gt_keypoints(self._coco_api)))
+        check_keypoint_counts('CocoKeypointMetric', counts)
 
     @staticmethod
     def _num_gt_keypoints(coco_api: COCO) -> Optional[int]:

@@ -10,6 +10,9 @@ first:
 * the ``data_root``, ``ann_file`` and ``data_prefix`` paths of the
   dataloaders the run will build exist (else a ``FileNotFoundError`` naming
   each key and path);
+* a keypoint head predicts as many keypoints as the dataset metainfo has
+  names, flip indices and OKS sigmas (else a ``KeypointCountError`` naming
+  all four lengths);
 * a distributed launch on a machine without CUDA does not ask for ``nccl``;
 * a config that uses mmconvplug types without
   ``custom_imports=dict(imports=['mmconvplug'])`` gets a
@@ -280,6 +283,16 @@ def check_conv_swaps(cfg: Config) -> None:
                 raise type(err)(f'{key_path}.{CONV_SWAP_KEY}: {err}') from err
 
 
+def check_keypoint_counts(cfg: Config, phase: str = 'train') -> None:
+    """A keypoint model predicts as many keypoints as its datasets have.
+
+    See :func:`mmconvplug.keypoint.config_check.check_keypoint_config`
+    (raises ``KeypointCountError``, a ValueError, naming every length).
+    """
+    from mmconvplug.keypoint.config_check import check_keypoint_config
+    check_keypoint_config(cfg, phase)
+
+
 def check_config(cfg: Config, phase: str = 'train') -> List[str]:
     """Validate ``cfg`` before building the Runner; raise on the first problem.
 
@@ -295,6 +308,8 @@ def check_config(cfg: Config, phase: str = 'train') -> List[str]:
 
     Raises:
         ValueError: unknown conv type; a malformed ``conv_swap`` block;
+            a keypoint head whose ``num_keypoints`` differs from the
+            dataset metainfo's keypoint lists (or those from each other);
             nccl requested without CUDA.
         FileNotFoundError: missing ``data_root`` / ``ann_file`` /
             ``data_prefix`` paths.
@@ -307,6 +322,7 @@ def check_config(cfg: Config, phase: str = 'train') -> List[str]:
         cfg = Config(cfg)
     check_conv_types(cfg)
     check_conv_swaps(cfg)
+    check_keypoint_counts(cfg, phase)
     check_data_paths(cfg, phase)
     check_dist_backend(cfg)
     return check_custom_imports(cfg)
@@ -314,7 +330,7 @@ def check_config(cfg: Config, phase: str = 'train') -> List[str]:
 
 __all__: Sequence[str] = [
     'MissingCustomImportsWarning', 'check_config', 'check_conv_swaps',
-    'check_conv_types',
+    'check_conv_types', 'check_keypoint_counts',
     'check_custom_imports', 'check_data_paths', 'check_dist_backend',
     'registered_conv_types'
 ]

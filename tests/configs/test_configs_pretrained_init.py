@@ -51,6 +51,8 @@ NO_PUBLISHED_INIT = {
     'dwsconv/fcn_mdresnet26-dws-2dom_4xb2-40k_cityscapes-512x1024.py',
     'dwsconv/fcn_mdresnet26-dws-2dom-adapt_4xb4-20k_voc12aug-512x512.py',
     'keypoint_rcnn/keypoint-rcnn_r18_fpn_tiny_coco.py',  # CPU demo
+    'keypoint_rcnn/keypoint-rcnn_r18_fpn_tiny_crowdpose.py',  # CPU tests
+    'keypoint_rcnn/mask-keypoint-rcnn_r18_fpn_tiny_coco.py',  # CPU tests
 }
 PAPER_DIRS = ('doconv', 'refconv', 'scnet', 'condconv', 'dwsconv',
               'keypoint_rcnn')
@@ -69,6 +71,12 @@ EXACTNESS = {
     (TORCHVISION_R50, 'torchvision_resnet50',
      'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
     'keypoint_rcnn/keypoint-rcnn_r50-doconv_fpn_1x_coco.py':
+    (TORCHVISION_R50, 'torchvision_resnet50',
+     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+    'keypoint_rcnn/keypoint-rcnn_r50-doconv_fpn_1x_crowdpose.py':
+    (TORCHVISION_R50, 'torchvision_resnet50',
+     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+    'keypoint_rcnn/keypoint-rcnn_r50-doconv_fpn_1x_aic.py':
     (TORCHVISION_R50, 'torchvision_resnet50',
      'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
     'doconv/ssd300_vgg16-doconv_8xb8-24e_voc0712.py': (VGG16_CAFFE,
@@ -95,6 +103,9 @@ EXACTNESS = {
 STRICT_KEYS = set(EXACTNESS) | {
     'doconv/deeplabv3plus_r50-d8-doconv_4xb4-40k_voc12aug-512x512.py',
     'keypoint_rcnn/keypoint-rcnn_r50_fpn_1x_coco.py',
+    'keypoint_rcnn/keypoint-rcnn_r50_fpn_1x_crowdpose.py',
+    'keypoint_rcnn/keypoint-rcnn_r50_fpn_1x_aic.py',
+    'keypoint_rcnn/mask-keypoint-rcnn_r50_fpn_1x_coco.py',
     'doconv/mask-rcnn_r50-doconv-detstage_fpn_1x_coco.py',
     'doconv/deeplabv3plus_r50-d8-doconv-aspp_4xb2-80k_cityscapes-512x1024.py',
     'refconv/deeplabv3plus_r50-d8-refconv-aspp_4xb2-80k_cityscapes-512x1024.py',
