@@ -258,6 +258,14 @@ class RefConv(FoldableConvMixin, nn.Module):
                         self.dilation, self.groups)
 
     # -------------------------------------------------------------- fold
+    @property
+    def folds_to_source(self) -> bool:
+        """Whether :meth:`fold` gives back the basis conv (a zero map or a
+        1x1 kernel); the conv swap keeps the plain conv to re-initialise a
+        RefConv for which it does not."""
+        return (self.refocus_weight is None
+                or not bool(torch.count_nonzero(self.refocus_weight)))
+
     def folded_weight_and_bias(
             self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """``W_t`` and the bias, detached copies."""

@@ -8,7 +8,7 @@ by name, ``ConvModule``'s own ``kaiming_init``, ``Pretrained`` checkpoints
 in the plain layout. :class:`StockInitWeights` takes the place of the
 swapped module's ``init_weights``: it puts plain convs back where the
 variants are (each the fold of its variant, or the kept original for a
-variant that does not fold), runs the module's own ``init_weights`` on that
+variant that does not fold back into it), runs the module's own ``init_weights`` on that
 stock tree, and copies ``from_conv`` of each initialised plain conv into
 its variant, in place. The variants' parameters stay the same objects (an
 optimizer or DDP built on them stays valid) and the random numbers drawn
@@ -161,6 +161,10 @@ def add_records(module: nn.Module, records: List[SwapRecord],
 
 
 def needs_kept_plain(variant: nn.Module) -> bool:
-    """True when the plain conv must be kept to re-initialise ``variant``
-    (it does not fold back into it)."""
-    return not is_foldable(variant)
+    """True when the plain conv must be kept to re-initialise ``variant``:
+    it does not fold, or its fold is not the conv it was built from (a
+    variant saying ``folds_to_source=False``, e.g. a RefConv with the
+    official random map, whose fold is the refocused kernel, not the
+    basis)."""
+    return not is_foldable(variant) or not getattr(variant,
+                                                   'folds_to_source', True)
