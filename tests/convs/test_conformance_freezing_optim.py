@@ -1,6 +1,6 @@
 """Conformance: freezing and optimizer groups, checked for every variant.
 
-The entries of ``docs/conformance_freezing_optim.md``: a variant behaves as
+The entries of ``docs/conformance.md``: a variant behaves as
 the conv it replaces
 
 * under ``requires_grad`` / ``eval()`` freezing (``frozen_stages``), right
