@@ -90,17 +90,19 @@ def strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor]
         ValueError: two keys become one (``module.x`` and ``x`` both there).
     """
     stripped = OrderedDict()
+    source = {}
     count = 0
     for key, value in state_dict.items():
         new_key = DDP_PREFIX.sub('', key)
         count += new_key != key
         if new_key in stripped:
             raise ValueError(
-                f"checkpoint keys {key!r} and {new_key!r} are the same "
+                f"checkpoint keys {source[new_key]!r} and {key!r} are the same "
                 "tensor once the DDP prefix 'module.' is stripped (as "
                 "mmengine's loader does); the file mixes a wrapped and an "
                 'unwrapped model. Re-save it from one model.')
         stripped[new_key] = value
+        source[new_key] = key
     metadata = getattr(state_dict, '_metadata', None)
     if metadata is not None:
         revised: Dict[str, Any] = OrderedDict()

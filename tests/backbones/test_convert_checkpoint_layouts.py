@@ -134,8 +134,9 @@ def test_errors_name_the_layout_found(plain):
                        r"checkpoint \(weights under 'model'.*'module\.' "
                        'stripped'):
         convert_checkpoint(saved, 'doconv', model=ResNet(depth=18))
-    with pytest.raises(ValueError, match=r"neither a bare state dict.*"
-                       r"'state_dict' or 'model'.*'weights': list"):
+    with pytest.raises(ValueError, match=r"a dict with \{'weights': list, "
+                       r"'epoch': int\}: neither a bare state dict.*"
+                       r"'state_dict' or 'model'"):
         convert_checkpoint({'weights': [1, 2], 'epoch': 3}, 'doconv')
 
 

@@ -26,7 +26,8 @@ def _trained_like(model: nn.Module) -> nn.Module:
                 module.running_var.uniform_(0.02, 4.0)
                 module.weight.uniform_(0.2, 2.0)
                 module.bias.normal_(0, 0.5)
-    return model.eval()
+    model.eval()  # mmdet's ResNet.train returns None: no chaining
+    return model
 
 
 def _rel_error(out: torch.Tensor, reference: torch.Tensor) -> float:
