@@ -249,3 +249,13 @@ def test_metric_sigmas_argument_of_another_length(crowdpose):
     with pytest.raises(KeypointCountError,
                        match=r'keypoint_sigmas \(metric argument\): 17'):
         metric.evaluate(size=len(dataset))
+
+
+def test_keypoints_not_in_triplets_are_refused(crowdpose):
+    data = json.load(open(crowdpose['ann_file']))
+    data['annotations'][1]['keypoints'] += [5, 5]
+    json.dump(data, open(crowdpose['ann_file'], 'w'))
+    with pytest.raises(ValueError,
+                       match='annotation 12 .* has 44 keypoint values, not '
+                       'a multiple of 3'):
+        _dataset(crowdpose)
