@@ -25,7 +25,7 @@ pytest.importorskip('onnxruntime')
 TOLERANCE = 1e-4
 
 
-def _exports_and_matches(layer, opset):
+def check_exports_and_matches(layer, opset):
     example = inputs(layer, batch=2)
     data, _ = onnx_bytes(layer, example, opset_version=opset)
     import onnx
@@ -41,14 +41,14 @@ def _exports_and_matches(layer, opset):
 @pytest.mark.parametrize('opset', [MIN_ONNX_OPSET, newest_onnx_opset()])
 @pytest.mark.parametrize('name', VARIANTS)
 def test_exports_at_the_oldest_and_newest_opset(name, opset):
-    _exports_and_matches(build(name).eval(), opset)
+    check_exports_and_matches(build(name).eval(), opset)
 
 
 @pytest.mark.parametrize('strategy', COND_CONV_STRATEGIES)
 def test_every_cond_conv_strategy_exports_at_opset_11(strategy):
     layer = build('CondConv').eval()
     layer.strategy = strategy
-    graph = _exports_and_matches(layer, MIN_ONNX_OPSET)
+    graph = check_exports_and_matches(layer, MIN_ONNX_OPSET)
     assert 'Einsum' not in {node.op_type for node in graph.graph.node}
 
 
@@ -56,7 +56,7 @@ def test_cond_conv_mix_outputs_exports_at_every_opset():
     layer = build('CondConv').eval()
     layer.strategy = 'mix_outputs'
     for opset in range(MIN_ONNX_OPSET, newest_onnx_opset() + 1):
-        _exports_and_matches(layer, opset)
+        check_exports_and_matches(layer, opset)
 
 
 @pytest.mark.parametrize('name', VARIANTS)
