@@ -14,14 +14,6 @@
 #     MMCONVPLUG_CACHE where built mmcv wheels are kept, one per torch build
 #                      (default: ~/.cache/mmconvplug)
 set -euo pipefail
-# --- helper worktree guard (added by the lead; do not commit) ---
-if [[ "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" != /work/main ]]; then
-  echo "[setup] This worktree shares /work/main/.venv (./.venv links to it). Do NOT build or pip install."
-  echo "[setup] Read ./AGENT_RULES.md. Run tests as: PYTHONPATH=$PWD /work/main/.venv/bin/python -m pytest tests/<file> -q"
-  if [[ -f /work/main/.venv/.mmconvplug-ready ]]; then echo "[setup] the shared venv is ready"; exit 0; fi
-  echo "[setup] the shared venv is NOT ready yet (mmcv is compiling); wait until /work/main/.venv/.mmconvplug-ready exists"; exit 1
-fi
-# --- end guard ---
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
