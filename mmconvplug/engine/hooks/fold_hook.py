@@ -11,6 +11,8 @@ Ordering: ``EMAHook`` swaps the EMA weights into the model in
 ``before_val_epoch`` / ``before_test_epoch`` (priority ``NORMAL`` or
 higher in mmdet configs); this hook runs at ``BELOW_NORMAL``, after it, so
 it folds the weights that are to be evaluated (the EMA ones when EMA is on).
+An ``EMAHook`` ordered after this hook is refused in ``before_run``
+(:class:`FoldHookOrderError`), since it would fold the raw weights.
 It restores in ``after_*_epoch``, still at ``BELOW_NORMAL``: before
 ``CheckpointHook`` (``VERY_LOW``) saves a "best" checkpoint from
 ``runner.model``, which is then the trained model again.
@@ -25,8 +27,9 @@ import functools
 from typing import Optional
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import get_priority
 
 from mmconvplug.analysis import (TensorModeForward, count_flops,
                                  count_parameters, eval_mode, format_table,
@@ -38,6 +41,10 @@ from mmconvplug.registry import HOOKS
 
 class FoldVerificationError(RuntimeError):
     """The folded model's outputs are further from the trained ones than allowed."""
+
+
+class FoldHookOrderError(ValueError):
+    """An ``EMAHook`` runs after ``FoldHook``: the raw weights would be folded."""
 
 
 @HOOKS.register_module()
@@ -90,6 +97,29 @@ class FoldHook(Hook):
         self._complexity_logged = False
         self.last_verification = None
         self.last_report = None
+
+    def before_run(self, runner) -> None:
+        """Refuse an ``EMAHook`` that would swap its weights in after the fold.
+
+        Raises:
+            FoldHookOrderError: an ``EMAHook`` comes after this hook in
+                ``runner.hooks``; the folded copy would hold the raw weights
+                while validation without the hook uses the EMA ones.
+        """
+        if not (self.fold_val or self.fold_test):
+            return
+        hooks = list(runner.hooks)
+        mine = next(i for i, hook in enumerate(hooks) if hook is self)
+        late = [hook for hook in hooks[mine + 1:] if isinstance(hook, EMAHook)]
+        if late:
+            raise FoldHookOrderError(
+                f'FoldHook (priority {get_priority(self.priority)}) runs before '
+                f'{type(late[0]).__name__} (priority '
+                f'{get_priority(late[0].priority)}): it would fold and '
+                'evaluate the raw weights, not the EMA weights the validation '
+                'is meant to use. Give the EMAHook a priority that runs first '
+                "(a smaller number, e.g. priority=49 as mmdet's configs do), "
+                "or leave FoldHook at its default priority 'BELOW_NORMAL' (60).")
 
     # -- swap in / out -------------------------------------------------
     def _swap_in_folded(self, runner, stage: str) -> None:
