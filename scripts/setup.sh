@@ -88,8 +88,24 @@ else
     say "kept in $wheel_dir. Log: $log_dir/mmcv.log"
     start=$SECONDS
     tmp_dir="$(mktemp -d "$cache_root/.build-XXXXXX" 2>/dev/null || { mkdir -p "$cache_root" && mktemp -d "$cache_root/.build-XXXXXX"; })"
+    # torch >= 2.14's headers need C++20 (ATen.h: "#error C++20 or later"), but
+    # mmcv 2.1.0's setup.py passes -std=c++17 explicitly, which overrides torch's
+    # own default. Then build from mmcv's sdist with that flag raised to C++20.
+    mmcv_src=mmcv==2.1.0
+    torch_include="$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))')"
+    if grep -qs 'C++20 or later' "$torch_include/ATen/ATen.h"; then
+      say "this torch's headers need C++20: building mmcv 2.1.0 from its sdist with -std=c++20"
+      "$py" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
+        --no-build-isolation -d "$tmp_dir/src" mmcv==2.1.0 >"$log_dir/mmcv-download.log" 2>&1 ||
+        { rm -rf "$tmp_dir"; die "could not download the mmcv 2.1.0 sdist; see $log_dir/mmcv-download.log"; }
+      tar -xzf "$tmp_dir"/src/mmcv-2.1.0.tar.gz -C "$tmp_dir/src"
+      mmcv_src="$tmp_dir/src/mmcv-2.1.0"
+      sed -i "s/'-std=c++17'/'-std=c++20'/g" "$mmcv_src/setup.py"
+      grep -q "'-std=c++20'" "$mmcv_src/setup.py" ||
+        { rm -rf "$tmp_dir"; die "mmcv's setup.py has no -std=c++17 flag to raise; cannot build it for this torch"; }
+    fi
     MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$py" -m pip wheel --disable-pip-version-check \
-      --no-cache-dir -v --no-build-isolation --no-deps -w "$tmp_dir" mmcv==2.1.0 \
+      --no-cache-dir -v --no-build-isolation --no-deps -w "$tmp_dir/wheel" "$mmcv_src" \
       >"$log_dir/mmcv.log" 2>&1 &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
@@ -101,7 +117,7 @@ else
 $(tail -n 25 "$log_dir/mmcv.log")"; }
     # Publish the finished wheel only (no half-written cache entry).
     mkdir -p "$(dirname "$wheel_dir")"
-    rm -rf "$wheel_dir" && mv "$tmp_dir" "$wheel_dir"
+    rm -rf "$wheel_dir" && mv "$tmp_dir/wheel" "$wheel_dir" && rm -rf "$tmp_dir"
     say "mmcv wheel built in $(( (SECONDS - start) / 60 )) min"
   else
     say "installing the cached mmcv wheel built for $key"
