@@ -37,6 +37,9 @@ napoleon_numpy_docstring = False
 napoleon_include_init_with_doc = False
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'description'
+# A method without its own docstring (``forward``) is not listed with
+# torch's ``nn.Module`` text.
+autodoc_inherit_docstrings = False
 autodoc_default_options = {'show-inheritance': True}
 # Signatures name upstream types (mmengine, torch) that these pages do not
 # document; offline, with no intersphinx, references to them cannot resolve.
