@@ -1,6 +1,7 @@
 # mmconvplug: two commands on a fresh machine.
 #   make demo   set up .venv (first time ~15 min: mmcv ops build), then run the demo
 #   make test   set up .venv, then run the whole test suite (slow end-to-end tests too)
+#   make docs   build the Sphinx docs (docs/_build/html), warnings as errors
 #   make test-torch TORCH=2.1.2   the fast suite on another torch, in .venv-torch2.1.2
 #                                 (its own mmcv build, cached per torch)
 PY := .venv/bin/python
@@ -9,7 +10,7 @@ PYTEST_ARGS ?=
 TORCH ?= 2.1.2
 TORCH_VENV := $(CURDIR)/.venv-torch$(TORCH)
 
-.PHONY: setup demo test test-fast test-torch benchmark datasets clean
+.PHONY: setup demo test test-fast test-torch docs benchmark datasets clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +24,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+docs: setup
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 test-torch:
 	@MMCONVPLUG_VENV=$(TORCH_VENV) TORCH=$(TORCH) bash scripts/setup.sh
 	$(TORCH_VENV)/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -34,4 +38,4 @@ datasets: setup
 	$(PY) tools/make_tiny_datasets.py --root data/tiny
 
 clean:
-	rm -rf work_dirs outputs .pytest_cache
+	rm -rf work_dirs outputs .pytest_cache docs/_build

@@ -20,7 +20,7 @@ mmengine never destroys the process group it creates; torch asks for
 ``destroy_process_group`` before exit, so the CPU path registers it to run
 at exit. (It does not prevent every teardown abort of torch's gloo backend:
 a worker can still, rarely, end with SIGABRT and "terminate called without
-an active exception" after its run completed; see the README.)
+an active exception" after its run completed; see docs/distributed.md.)
 
 Applies to mmengine 0.7.0 - 0.10.7 (``device_ids=[LOCAL_RANK]`` since
 https://github.com/open-mmlab/mmengine/pull/973; 0.10.7 is the newest

@@ -381,6 +381,8 @@ def checkpoint_keys_strictness(strict: bool) -> Iterator[None]:
     """Context manager form of :func:`set_strict_checkpoint_keys`.
 
     Example:
+        >>> from mmengine.model import BaseModule
+        >>> model = BaseModule()
         >>> with checkpoint_keys_strictness(True):
         ...     model.init_weights()  # a partial Pretrained load raises
     """
