@@ -2,6 +2,7 @@
 #   make demo   set up .venv (first time ~15 min: mmcv ops build), then run the demo
 #   make test   set up .venv, then run the whole test suite (slow end-to-end tests too)
 #   make docs   build the Sphinx docs (docs/_build/html), warnings as errors
+#   make lint   ruff (flake8 + isort rules, pyproject.toml [tool.ruff])
 #   make test-torch TORCH=2.1.2   the fast suite on another torch, in .venv-torch2.1.2
 #                                 (its own mmcv build, cached per torch)
 PY := .venv/bin/python
@@ -10,7 +11,7 @@ PYTEST_ARGS ?=
 TORCH ?= 2.1.2
 TORCH_VENV := $(CURDIR)/.venv-torch$(TORCH)
 
-.PHONY: setup demo test test-fast test-torch docs benchmark datasets clean
+.PHONY: setup demo test test-fast test-torch docs lint benchmark datasets clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +24,9 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
 
 docs: setup
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
