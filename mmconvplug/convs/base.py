@@ -50,6 +50,17 @@ defined; one that only declares ``foldable`` is checked by
 :class:`ConvVariantContractError` naming the class and what is missing:
 it is never skipped.
 
+Why a variant is not an ``nn.Conv2d`` subclass: code that matches
+``isinstance(m, nn.Conv2d)`` reads ``m.weight`` as the kernel the module
+applies. For DO-Conv and RefConv ``weight`` is the *basis* (the effective
+kernel is composed from it), for CondConv an expert stack, for DWSConv it
+does not exist. mmcv's ``fuse_conv_bn`` and ``efficient_conv_bn_eval``
+(and anything else that reads ``.weight`` of an ``nn.Conv2d``) would then
+fuse a BN into the basis and silently compute a different network. Not
+being one, a variant is left alone: fold it first (``fold_model``) and such
+tools see plain convs. ``docs/conformance.md`` lists what each upstream
+special case of a conv does with a variant.
+
 Example:
     >>> import torch
     >>> from mmconvplug.convs import conv_variants, is_conv_variant
@@ -60,32 +71,17 @@ Example:
     >>> is_conv_variant(layer), layer.foldable
     (True, True)
 """
-import contextlib
-import inspect
 from abc import ABCMeta, abstractmethod
-from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
+from typing import FrozenSet, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.nn.modules.utils import _pair
 
-from mmconvplug.utils.torch_compat import is_compiling
-
-IntOrPair = Union[int, Tuple[int, int]]
-
-#: Attributes that ``ConvModule`` and mmdet/mmseg layers read off a conv.
-CONV_ATTRIBUTES = ('in_channels', 'out_channels', 'kernel_size', 'stride',
-                   'padding', 'dilation', 'groups', 'transposed',
-                   'output_padding')
-
-#: ``nn.Conv2d``'s leading constructor arguments, in order.
-CONV_ARGUMENTS = ('in_channels', 'out_channels', 'kernel_size', 'stride',
-                  'padding', 'dilation', 'groups', 'bias')
-
-#: The geometry every variant must build at with its defaults:
-#: ``cls(*REFERENCE_ARGS, **REFERENCE_KWARGS)``.
-REFERENCE_ARGS = (8, 8, 3)
-REFERENCE_KWARGS = dict(stride=1, padding=1)
+from mmconvplug.utils.torch_helpers import full_precision, is_exporting
+from .attributes import (CONV_ARGUMENTS, CONV_ATTRIBUTES, ConvAttributesMixin,
+                         IntOrPair)
+from .from_conv import (adopt_conv_trainability, adopt_plain_conv,
+                        folded_trainability, freeze_like, plain_conv_geometry)
 
 
 class ConvVariantContractError(TypeError):
@@ -107,95 +103,12 @@ class FromConvUnsupportedError(ValueError):
     """
 
 
-@contextlib.contextmanager
-def full_precision() -> Iterator[None]:
-    """Disable every active autocast (CPU, CUDA, ...) inside the block.
-
-    Kernel compositions and folds run in the parameters' own dtype under
-    it; ``F.conv2d`` outside still follows autocast.
-    """
-    legacy = {'cpu': getattr(torch, 'is_autocast_cpu_enabled', None),
-              'cuda': torch.is_autocast_enabled}
-    with contextlib.ExitStack() as stack:
-        for device_type in ('cpu', 'cuda', 'xpu', 'mps'):
-            try:
-                enabled = torch.is_autocast_enabled(device_type)
-            except TypeError:  # torch < 2.4: no device_type argument
-                query = legacy.get(device_type)
-                enabled = bool(query and query())
-            except RuntimeError:  # a device type this build lacks
-                continue
-            if enabled:
-                stack.enter_context(
-                    torch.autocast(device_type=device_type, enabled=False))
-        yield
-
-
-def is_exporting() -> bool:
-    """True while a graph is recorded: ``torch.jit.trace``,
-    ``torch.onnx.export`` (either exporter), ``torch.export`` and
-    ``torch.compile``.
-
-    Layers then take their trace-safe computation (no Python-side caches,
-    no custom autograd functions, no batch size baked into the graph).
-    """
-    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-            or is_compiling())
-
-
-class ConvAttributesMixin:
-    """Stores the ``nn.Conv2d`` geometry under the names ConvModule reads."""
-
-    def _set_conv_attributes(self,
-                             in_channels: int,
-                             out_channels: int,
-                             kernel_size: IntOrPair,
-                             stride: IntOrPair = 1,
-                             padding: IntOrPair = 0,
-                             dilation: IntOrPair = 1,
-                             groups: int = 1) -> None:
-        for name, value in (('in_channels', in_channels),
-                            ('out_channels', out_channels),
-                            ('groups', groups)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f'{type(self).__name__}: {name} must be a positive int, '
-                    f'got {value!r}.')
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f'{type(self).__name__}: groups={groups} must divide both '
-                f'in_channels={in_channels} and out_channels={out_channels}.')
-        if isinstance(padding, str):
-            raise ValueError(
-                f'{type(self).__name__}: string padding {padding!r} is not '
-                'supported; pass the padding as int or (int, int).')
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
-        self.groups = groups
-        self.transposed = False
-        self.output_padding = (0, 0)
-
-    def extra_repr(self) -> str:
-        s = (f'{self.in_channels}, {self.out_channels}, '
-             f'kernel_size={self.kernel_size}, stride={self.stride}')
-        if self.padding != (0, 0):
-            s += f', padding={self.padding}'
-        if self.dilation != (1, 1):
-            s += f', dilation={self.dilation}'
-        if self.groups != 1:
-            s += f', groups={self.groups}'
-        return s
-
-
 class ConvVariantMixin(ConvAttributesMixin):
     """Base of every conv variant: the contract's defaults and its check.
 
     Subclasses (with ``nn.Module``) are checked by
-    :func:`check_conv_variant_class` when defined.
+    :func:`~mmconvplug.convs.query.check_conv_variant_class` when
+    defined.
     """
 
     foldable: bool
@@ -204,8 +117,10 @@ class ConvVariantMixin(ConvAttributesMixin):
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        if issubclass(cls, nn.Module) and not _abstract_methods(cls):
-            _raise_if_broken(cls)
+        if issubclass(cls, nn.Module):
+            from .query import abstract_methods, raise_if_broken
+            if not abstract_methods(cls):
+                raise_if_broken(cls)
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> nn.Module:
@@ -315,236 +230,21 @@ class NonFoldableConvMixin(ConvVariantMixin):
             f'nn.Conv2d: {self.fold_unsupported_reason}')
 
 
-# ------------------------------------------------------------ the check
-def _abstract_methods(cls: type) -> List[str]:
-    return sorted(
-        name for name in dir(cls)
-        if getattr(getattr(cls, name, None), '__isabstractmethod__', False))
+# The query and the class check build on the classes above; they are
+# importable from here as before (``mmconvplug.convs.base.conv_variants``).
+from .query import (REFERENCE_ARGS, REFERENCE_KWARGS,  # noqa: E402
+                    build_reference_layer, check_conv_variant_class,
+                    conv_variants, declares_conv_variant_contract,
+                    is_conv_variant, is_foldable)
 
-
-def declares_conv_variant_contract(cls: object) -> bool:
-    """True for an ``nn.Module`` class that declares the contract."""
-    return (isinstance(cls, type) and issubclass(cls, nn.Module)
-            and (issubclass(cls, ConvVariantMixin)
-                 or isinstance(getattr(cls, 'foldable', None), bool)))
-
-
-def check_conv_variant_class(cls: type) -> List[str]:
-    """What ``cls`` lacks of the contract (empty when it keeps it)."""
-    problems = []
-    abstract = _abstract_methods(cls)
-    if abstract:
-        problems.append(f'abstract methods not implemented: {abstract}')
-    try:
-        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    except (TypeError, ValueError):
-        params = []
-    names = tuple(p.name for p in params[:len(CONV_ARGUMENTS)])
-    if names != CONV_ARGUMENTS:
-        problems.append(
-            f'__init__ must start with nn.Conv2d\'s arguments '
-            f'{CONV_ARGUMENTS}, got {names}')
-    else:
-        for param in params[3:]:
-            if (param.default is param.empty and param.kind not in (
-                    param.VAR_POSITIONAL, param.VAR_KEYWORD)):
-                problems.append(
-                    f'__init__ argument {param.name!r} needs a default')
-    foldable = getattr(cls, 'foldable', None)
-    if not isinstance(foldable, bool):
-        problems.append(
-            f'class attribute foldable must be a bool, got {foldable!r}')
-    if not callable(getattr(cls, 'fold', None)):
-        problems.append('fold() is missing')
-    if foldable is False and not getattr(cls, 'fold_unsupported_reason', ''):
-        problems.append('foldable=False needs a fold_unsupported_reason')
-    if not isinstance(inspect.getattr_static(cls, 'from_conv', None),
-                      classmethod):
-        problems.append('from_conv must be a classmethod')
-    elif (cls.from_conv.__func__ is ConvVariantMixin.from_conv.__func__
-          and not getattr(cls, 'from_conv_unsupported_reason', '')):
-        problems.append('from_conv() is not implemented: implement it '
-                        '(exact from a plain nn.Conv2d) or set '
-                        'from_conv_unsupported_reason')
-    else:
-        extra = list(inspect.signature(cls.from_conv).parameters)[1:]
-        own_kwargs = getattr(cls, 'from_conv_kwargs', None)
-        if extra and (own_kwargs is None or own_kwargs is
-                      ConvVariantMixin.from_conv_kwargs):
-            problems.append(
-                f'from_conv takes {extra}: implement from_conv_kwargs() '
-                'returning the values that rebuild a layer like self')
-    if not callable(getattr(cls, 'new_tensor_names', None)):
-        problems.append('new_tensor_names() is missing')
-    return problems
-
-
-def _raise_if_broken(cls: type) -> None:
-    problems = check_conv_variant_class(cls)
-    if problems:
-        raise ConvVariantContractError(
-            f'{cls.__module__}.{cls.__qualname__} declares the mmconvplug '
-            f'conv-variant contract but breaks it: ' + '; '.join(problems) +
-            '. See mmconvplug/convs/base.py for what a variant provides.')
-
-
-# ------------------------------------------------------------ the query
-def conv_variants() -> Dict[str, type]:
-    """``{registered name: class}`` of every conv variant in root MODELS.
-
-    Raises:
-        ConvVariantContractError: a registered class declares the contract
-            (see the module docstring) but does not keep it.
-    """
-    from mmengine.registry import MODELS
-    variants = {}
-    for name, cls in sorted(MODELS.module_dict.items()):
-        if declares_conv_variant_contract(cls):
-            _raise_if_broken(cls)
-            variants[name] = cls
-    return variants
-
-
-def is_conv_variant(module: nn.Module) -> bool:
-    """True for an instance of a class that declares the contract."""
-    return declares_conv_variant_contract(type(module))
-
-
-def is_foldable(module: nn.Module) -> bool:
-    """True for a conv variant the fold engine can replace by its fold."""
-    return (is_conv_variant(module)
-            and bool(getattr(module, 'foldable', False)))
-
-
-def build_reference_layer(cls: type) -> nn.Module:
-    """``cls`` at the reference geometry, with the RNG state preserved.
-
-    Raises:
-        ConvVariantContractError: ``cls`` does not build there.
-    """
-    with torch.random.fork_rng(devices=[]):
-        try:
-            return cls(*REFERENCE_ARGS, **REFERENCE_KWARGS)
-        except Exception as exc:
-            raise ConvVariantContractError(
-                f'{cls.__name__} must build as {cls.__name__}'
-                f'{REFERENCE_ARGS[:3]} with {REFERENCE_KWARGS} and its '
-                f'defaults (the conv-variant contract), but raised '
-                f'{type(exc).__name__}: {exc}') from exc
-
-
-# ------------------------------------------------- from_conv helpers
-def plain_conv_geometry(conv: nn.Module,
-                        caller: str,
-                        zero_padding_only: bool = True) -> dict:
-    """Check ``conv`` is a plain ``nn.Conv2d`` a variant can be built from.
-
-    Used by the variants' ``from_conv``; returns the conv's geometry as the
-    keyword arguments every variant's constructor takes.
-
-    Raises:
-        ValueError: ``conv`` is not an ``nn.Conv2d``, or pads other than
-            with zeros given as numbers.
-    """
-    if not isinstance(conv, nn.Conv2d):
-        raise ValueError(f'{caller}: conv must be an nn.Conv2d, got '
-                         f'{type(conv).__name__}.')
-    if isinstance(conv.padding, str) or (zero_padding_only and
-                                         conv.padding_mode != 'zeros'):
-        kind = 'zero padding' if zero_padding_only else 'padding'
-        raise ValueError(
-            f'{caller}: only {kind} given as numbers is supported, got '
-            f'padding={conv.padding!r}, padding_mode={conv.padding_mode!r}; '
-            'rebuild the conv with an explicit int padding.')
-    return dict(
-        in_channels=conv.in_channels,
-        out_channels=conv.out_channels,
-        kernel_size=conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
-        groups=conv.groups,
-        bias=conv.bias is not None)
-
-
-@torch.no_grad()
-def adopt_plain_conv(layer: nn.Module, conv: nn.Conv2d) -> nn.Module:
-    """Give ``layer`` ``conv``'s weight and bias, device, dtype and mode.
-
-    ``layer`` is marked initialised, so mmengine's ``init_weights`` leaves
-    the adopted weights alone.
-    """
-    layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
-    layer.weight.copy_(conv.weight)
-    if conv.bias is not None:
-        layer.bias.copy_(conv.bias)
-    layer.is_init = True
-    return adopt_conv_trainability(layer, conv)
-
-
-# ------------------------------------------------------- trainability
-def _leaf_name(name: str) -> str:
-    return name.rsplit('.', 1)[-1]
-
-
-def adopt_conv_trainability(layer: nn.Module, conv: nn.Module) -> nn.Module:
-    """Give ``layer`` (built from ``conv``) ``conv``'s mode and freezes.
-
-    ``layer.train(conv.training)``; then a parameter of ``layer`` whose
-    counterpart in ``conv`` is frozen is frozen: ``layer``'s ``bias`` (the
-    conv's bias) follows ``conv.bias``, every other parameter (the kernel
-    and the variant's own new tensors: DO-Conv's ``D_delta``, RefConv's
-    ``refocus_weight``, CondConv's experts and routing) follows
-    ``conv.weight``. Parameters of a trainable counterpart keep the
-    layer's own choice (a multi-domain layer keeps its inactive domains
-    frozen). So a variant swapped into a frozen stage is frozen exactly as
-    the conv it replaces, before any ``train()`` call refreezes the stage
-    (DDP registers the trainable parameters when it wraps the model).
-
-    Returns:
-        nn.Module: ``layer``, changed in place.
-    """
-    layer.train(conv.training)
-    weight = getattr(conv, 'weight', None)
-    bias = getattr(conv, 'bias', None)
-    weight_grad = weight.requires_grad if isinstance(
-        weight, torch.Tensor) else True
-    bias_grad = bias.requires_grad if isinstance(
-        bias, torch.Tensor) else weight_grad
-    froze_all = True
-    for name, param in layer.named_parameters():
-        if not (bias_grad if name == 'bias' else weight_grad):
-            param.requires_grad_(False)
-        froze_all = froze_all and not param.requires_grad
-    forget = getattr(layer, 'forget_domain_freezes', None)
-    if froze_all and callable(forget):
-        forget()  # a later domain switch must not unfreeze them
-    return layer
-
-
-def folded_trainability(layer: nn.Module) -> Tuple[bool, bool]:
-    """``(weight, bias)`` trainability of ``layer``'s fold (see
-    :meth:`FoldableConvMixin.folded_requires_grad`)."""
-    named = list(layer.named_parameters())
-    weight_grad = any(p.requires_grad for n, p in named
-                      if _leaf_name(n) != 'bias')
-    own_bias = layer._parameters.get('bias')
-    if own_bias is not None:
-        bias_grad = own_bias.requires_grad
-    else:
-        bias_grad = any(p.requires_grad for _, p in named)
-    return weight_grad, bias_grad
-
-
-def freeze_like(folded: nn.Module, layer: nn.Module) -> nn.Module:
-    """Freeze every parameter of ``folded`` when ``layer`` (the variant
-    it was folded from) has parameters and none of them requires grad.
-
-    The fold engine's guarantee for any foldable variant, also one whose
-    ``fold()`` does not set trainability itself: a frozen variant folds to
-    frozen modules.
-    """
-    params = list(layer.parameters())
-    if params and not any(p.requires_grad for p in params):
-        folded.requires_grad_(False)
-    return folded
+__all__ = [
+    'CONV_ARGUMENTS', 'CONV_ATTRIBUTES', 'ConvAttributesMixin', 'IntOrPair',
+    'ConvVariantContractError', 'FoldUnsupportedError',
+    'FromConvUnsupportedError', 'ConvVariantMixin', 'FoldableConvMixin',
+    'NonFoldableConvMixin', 'REFERENCE_ARGS', 'REFERENCE_KWARGS',
+    'build_reference_layer', 'check_conv_variant_class', 'conv_variants',
+    'declares_conv_variant_contract', 'is_conv_variant', 'is_foldable',
+    'full_precision', 'is_exporting', 'adopt_conv_trainability',
+    'adopt_plain_conv', 'folded_trainability', 'freeze_like',
+    'plain_conv_geometry'
+]
