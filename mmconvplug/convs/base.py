@@ -61,6 +61,12 @@ being one, a variant is left alone: fold it first (``fold_model``) and such
 tools see plain convs. ``docs/conformance.md`` lists what each upstream
 special case of a conv does with a variant.
 
+Where the code lives (every name is importable from this module): the
+mixins and the class check in :mod:`.mixins`, the query in :mod:`.query`,
+the ``nn.Conv2d`` geometry in :mod:`.attributes`, the ``from_conv`` and
+trainability helpers in :mod:`.from_conv`, and the precision and export
+helpers in :mod:`mmconvplug.utils.torch_helpers`.
+
 Example:
     >>> import torch
     >>> from mmconvplug.convs import conv_variants, is_conv_variant
@@ -71,171 +77,17 @@ Example:
     >>> is_conv_variant(layer), layer.foldable
     (True, True)
 """
-from abc import ABCMeta, abstractmethod
-from typing import FrozenSet, Optional, Tuple
-
-import torch
-from torch import nn
-
 from mmconvplug.utils.torch_helpers import full_precision, is_exporting
 from .attributes import (CONV_ARGUMENTS, CONV_ATTRIBUTES, ConvAttributesMixin,
                          IntOrPair)
 from .from_conv import (adopt_conv_trainability, adopt_plain_conv,
                         folded_trainability, freeze_like, plain_conv_geometry)
-
-
-class ConvVariantContractError(TypeError):
-    """A class declares the conv-variant contract but does not keep it."""
-
-
-class FoldUnsupportedError(RuntimeError):
-    """Raised by ``fold()`` of a conv variant that cannot become a plain conv.
-
-    The message says why (the variant's ``fold_unsupported_reason``), so a
-    user who asked to fold such a layer learns what to change.
-    """
-
-
-class FromConvUnsupportedError(ValueError):
-    """Raised by ``from_conv()`` of a variant that cannot equal a plain conv.
-
-    The message says why (the variant's ``from_conv_unsupported_reason``).
-    """
-
-
-class ConvVariantMixin(ConvAttributesMixin):
-    """Base of every conv variant: the contract's defaults and its check.
-
-    Subclasses (with ``nn.Module``) are checked by
-    :func:`~mmconvplug.convs.query.check_conv_variant_class` when
-    defined.
-    """
-
-    foldable: bool
-    fold_unsupported_reason = ''
-    from_conv_unsupported_reason = ''
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if issubclass(cls, nn.Module):
-            from .query import abstract_methods, raise_if_broken
-            if not abstract_methods(cls):
-                raise_if_broken(cls)
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> nn.Module:
-        """Refuse: this variant cannot compute exactly what a plain conv
-        does; raise :class:`FromConvUnsupportedError` saying why."""
-        raise FromConvUnsupportedError(
-            f'{cls.__name__} cannot be built to equal a plain nn.Conv2d: '
-            f'{cls.from_conv_unsupported_reason}')
-
-    def from_conv_kwargs(self) -> dict:
-        """Keyword arguments of :meth:`from_conv` that rebuild this layer's
-        hyper-parameters (none by default)."""
-        return {}
-
-    def new_tensor_names(self) -> FrozenSet[str]:
-        """State-dict keys a plain ``nn.Conv2d`` checkpoint cannot provide.
-
-        Every key except ``weight`` (shape ``(C_out, C_in / groups, kh,
-        kw)``) and ``bias`` (``(C_out,)``) with the plain conv's shapes.
-        """
-        plain = {
-            'weight': (self.out_channels, self.in_channels // self.groups,
-                       *self.kernel_size),
-            'bias': (self.out_channels, ),
-        }
-        return frozenset(
-            key for key, tensor in self.state_dict().items()
-            if plain.get(key) != tuple(tensor.shape))
-
-
-class FoldableConvMixin(ConvVariantMixin, metaclass=ABCMeta):
-    """A conv variant that folds, exactly, into one ``nn.Conv2d``.
-
-    Subclasses implement :meth:`folded_weight_and_bias`; :meth:`fold` builds
-    the plain conv from it, on the same device and dtype, with autocast off.
-    """
-
-    foldable = True
-
-    @abstractmethod
-    def folded_weight_and_bias(
-            self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Return ``(weight, bias)`` of the equivalent plain conv.
-
-        ``weight`` has shape ``(out, in // groups, kh, kw)``; ``bias`` is a
-        tensor of shape ``(out,)`` or ``None``.
-        """
-
-    @torch.no_grad()
-    def fold(self) -> nn.Conv2d:
-        """Return a plain ``nn.Conv2d`` that computes what this layer does.
-
-        Computed in the parameters' dtype even under autocast.
-        """
-        with full_precision():
-            weight, bias = self.folded_weight_and_bias()
-        conv = nn.Conv2d(
-            self.in_channels,
-            self.out_channels,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-            bias=bias is not None,
-            device=weight.device,
-            dtype=weight.dtype)
-        conv.weight.copy_(weight)
-        if bias is not None:
-            conv.bias.copy_(bias)
-        weight_grad, bias_grad = self.folded_requires_grad()
-        conv.weight.requires_grad_(weight_grad)
-        if bias is not None:
-            conv.bias.requires_grad_(bias_grad)
-        conv.train(self.training)
-        return conv
-
-    def folded_requires_grad(self) -> Tuple[bool, bool]:
-        """``(weight, bias)``: whether the fold's tensors require grad.
-
-        A folded tensor is trainable when a tensor of the layer it is
-        computed from is: the weight when any parameter other than a bias
-        does (DO-Conv's ``weight`` / ``D_delta``, RefConv's
-        ``refocus_weight``, ...); the bias as the layer's own ``bias``
-        does, or, for a layer whose folded bias is computed from its parts
-        (DWSConv), when any parameter does. A frozen layer (``frozen_stages``,
-        ``requires_grad_(False)``) so folds to a frozen conv, and a
-        trainable one to a trainable conv.
-        """
-        return folded_trainability(self)
-
-
-class NonFoldableConvMixin(ConvVariantMixin):
-    """A conv variant that computes something no single plain conv can.
-
-    Subclasses set :attr:`fold_unsupported_reason`; :func:`is_foldable` is
-    False for them and :meth:`fold` raises :class:`FoldUnsupportedError`
-    with that reason, so the fold engine keeps the layer and reports why.
-    """
-
-    foldable = False
-
-    def fold(self) -> nn.Conv2d:
-        """Refuse: raise :class:`FoldUnsupportedError` saying why."""
-        raise FoldUnsupportedError(
-            f'{type(self).__name__} cannot be folded into a plain '
-            f'nn.Conv2d: {self.fold_unsupported_reason}')
-
-
-# The query and the class check build on the classes above; they are
-# importable from here as before (``mmconvplug.convs.base.conv_variants``).
-from .query import (REFERENCE_ARGS, REFERENCE_KWARGS,  # noqa: E402
-                    build_reference_layer, check_conv_variant_class,
-                    conv_variants, declares_conv_variant_contract,
-                    is_conv_variant, is_foldable)
+from .mixins import (ConvVariantContractError, ConvVariantMixin,
+                     FoldableConvMixin, FoldUnsupportedError,
+                     FromConvUnsupportedError, NonFoldableConvMixin,
+                     check_conv_variant_class, declares_conv_variant_contract)
+from .query import (REFERENCE_ARGS, REFERENCE_KWARGS, build_reference_layer,
+                    conv_variants, is_conv_variant, is_foldable)
 
 __all__ = [
     'CONV_ARGUMENTS', 'CONV_ATTRIBUTES', 'ConvAttributesMixin', 'IntOrPair',
