@@ -33,6 +33,9 @@ def test_int_range_and_hint():
                   hint='-1 freezes nothing')
     with pytest.raises(ValueError, match='must be an int in'):
         check_int(True, 'frozen_stages', 'MobileNetV1', low=-1, high=13)
+    with pytest.raises(ValueError, match=r'^DWSConv: num_domains must be an '
+                       r'int >= 1, got 0\.$'):
+        check_int(0, 'num_domains', 'DWSConv', low=1)
 
 
 @pytest.mark.parametrize('value', [True, 0, -1.5, 'x'])
@@ -59,5 +62,6 @@ def test_choice_lists_the_choices():
     (DomainBN, (4, ), dict(num_domains=True)),
 ])
 def test_layers_refuse_a_bool_for_an_int(cls, args, kwargs):
-    with pytest.raises(ValueError, match='must be a positive int, got True'):
+    with pytest.raises(ValueError,
+                       match='must be (a positive int|an int >= 1), got True'):
         cls(*args, **kwargs)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..convs.domain import MultiDomainMixin
 from ..registry import MODELS
-from ..utils.arg_checks import check_positive_int
+from ..utils.arg_checks import check_int
 
 
 @MODELS.register_module()
@@ -43,7 +43,7 @@ class DomainBN(MultiDomainMixin, nn.Module):
                  affine: bool = True,
                  track_running_stats: bool = True) -> None:
         super().__init__()
-        check_positive_int(num_domains, 'num_domains', 'DomainBN')
+        check_int(num_domains, 'num_domains', 'DomainBN', low=1)
         self.num_features = num_features
         self.num_domains = num_domains
         self._active_domain = 0

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..registry import MODELS
-from ..utils.arg_checks import check_positive_int
+from ..utils.arg_checks import check_int
 from .attributes import IntOrPair
 from .base import NonFoldableConvMixin
 from .cond_conv_ops import (COND_CONV_STRATEGIES, check_strategy,
@@ -113,8 +113,8 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         super().__init__()
         self._set_conv_attributes(in_channels, out_channels, kernel_size,
                                   stride, padding, dilation, groups)
-        check_positive_int(num_experts, 'num_experts', 'CondConv',
-                           hint='the paper uses 4 to 32')
+        check_int(num_experts, 'num_experts', 'CondConv', low=1,
+                  hint='the paper uses 4 to 32')
         check_strategy(strategy)
         if padding_mode != 'zeros':
             raise ValueError(

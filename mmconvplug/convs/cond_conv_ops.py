@@ -29,9 +29,8 @@ COND_CONV_STRATEGIES = ('auto', 'unfold', 'grouped')
 
 #: Strategy names that were removed, and what to pass instead.
 REMOVED_COND_CONV_STRATEGIES = {
-    'per_example': "'grouped' (at batch 1 it is the same plain conv)",
-    'mix_outputs': "'auto' (the mixing of E expert outputs is a "
-                   'benchmark baseline now: mmconvplug.benchmarks.baselines)',
+    'per_example': ('grouped', 'cond_conv_per_example'),
+    'mix_outputs': ('auto', 'cond_conv_mix_outputs'),
 }
 
 #: :func:`choose_strategy` takes ``unfold`` when a group's output channels
@@ -54,10 +53,13 @@ def check_strategy(strategy: str) -> str:
             message names the replacement.
     """
     if strategy in REMOVED_COND_CONV_STRATEGIES:
+        replacement, baseline = REMOVED_COND_CONV_STRATEGIES[strategy]
         raise ValueError(
             f'CondConv: strategy={strategy!r} was removed; pass '
-            f'{REMOVED_COND_CONV_STRATEGIES[strategy]} (every strategy '
-            'computes the same function).')
+            f'{replacement!r} (the same function). The formulation is a '
+            f'benchmark baseline now: mmconvplug.benchmarks.baselines.'
+            f'{baseline} (mmconvplug benchmark layers --variants '
+            f'CondConv-{strategy}).')
     if strategy not in COND_CONV_STRATEGIES:
         raise ValueError(
             f'CondConv: strategy={strategy!r} is not one of '

@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
-from ..utils.arg_checks import check_choice, check_positive_int
+from ..utils.arg_checks import check_choice, check_int
 from .attributes import IntOrPair
 from .base import FoldableConvMixin, FoldUnsupportedError
 from .domain import MultiDomainMixin
@@ -102,9 +102,9 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
         super().__init__()
         self._set_conv_attributes(in_channels, out_channels, kernel_size,
                                   stride, padding, dilation, groups)
-        check_positive_int(num_domains, 'num_domains', 'DWSConv')
-        check_positive_int(gate_reduction, 'gate_reduction', 'DWSConv',
-                           hint='the paper uses 4')
+        check_int(num_domains, 'num_domains', 'DWSConv', low=1)
+        check_int(gate_reduction, 'gate_reduction', 'DWSConv', low=1,
+                  hint='the paper uses 4')
         check_choice(fold_to, 'fold_to', 'DWSConv', DWS_FOLD_TARGETS)
         check_choice(padding_mode, 'padding_mode', 'DWSConv', ('zeros', ))
         if norm_cfg is not None and not isinstance(norm_cfg, dict):

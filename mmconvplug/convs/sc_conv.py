@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
-from ..utils.arg_checks import check_choice, check_positive_int
+from ..utils.arg_checks import check_choice, check_int
 from .attributes import IntOrPair
 from .base import NonFoldableConvMixin
 
@@ -120,8 +120,8 @@ class SCConv(NonFoldableConvMixin, nn.Module):
                 'dimensions: the calibration convs K2 and K3 must keep the '
                 'input size with symmetric "same" padding. Use an odd kernel '
                 '(e.g. 3) or a plain conv for this layer.')
-        check_positive_int(pooling_r, 'pooling_r', 'SCConv',
-                           hint='SCNet uses 4')
+        check_int(pooling_r, 'pooling_r', 'SCConv', low=1,
+                  hint='SCNet uses 4')
         check_choice(padding_mode, 'padding_mode', 'SCConv', ('zeros', ))
         if norm_cfg is not None and not isinstance(norm_cfg, dict):
             raise ValueError(

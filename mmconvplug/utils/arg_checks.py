@@ -49,19 +49,22 @@ def check_int(value: Any,
     Raises:
         ValueError: ``value`` is a bool, not an integer, or out of range.
     """
+    if low is not None and high is not None:
+        wanted = f'an int in [{low}, {high}]'
+    elif low is not None:
+        wanted = f'an int >= {low}'
+    elif high is not None:
+        wanted = f'an int <= {high}'
+    else:
+        wanted = 'an int'
+    return _check(value, name, owner, low, high, hint, wanted)
+
+
+def _check(value: Any, name: str, owner: str, low: Optional[int],
+           high: Optional[int], hint: str, wanted: str) -> int:
     number = _as_int(value)
     if number is None or (low is not None and number < low) or (
             high is not None and number > high):
-        if low is not None and high is not None:
-            wanted = f'an int in [{low}, {high}]'
-        elif low == 1:
-            wanted = 'a positive int'
-        elif low is not None:
-            wanted = f'an int >= {low}'
-        elif high is not None:
-            wanted = f'an int <= {high}'
-        else:
-            wanted = 'an int'
         raise ValueError(f'{owner}: {name} must be {wanted}, got {value!r}'
                          f'{"; " + hint if hint else ""}.')
     return number
@@ -69,8 +72,9 @@ def check_int(value: Any,
 
 def check_positive_int(value: Any, name: str, owner: str,
                        hint: str = '') -> int:
-    """``check_int(value, name, owner, low=1)``: an int >= 1, not a bool."""
-    return check_int(value, name, owner, low=1, hint=hint)
+    """``check_int(value, name, owner, low=1)``, an int >= 1 and not a bool,
+    worded "must be a positive int"."""
+    return _check(value, name, owner, 1, None, hint, 'a positive int')
 
 
 def check_positive_number(value: Any, name: str, owner: str) -> float:
