@@ -7,7 +7,7 @@ from .mobilenet_v1 import MobileNetV1
 from .multi_domain_resnet import MultiDomainResNet26
 from .sc_bottleneck import SCBottleneck, SCResLayer
 from .sc_resnet import SCResNet, SCResNetV1d
-from .ssd_vgg import SSDVGGConvCfg
+from .ssd_vgg import SSDVGGConvCfg  # removed: raises naming conv_swap
 
 __all__ = [
     'DomainBN', 'MobileNetV1', 'MultiDomainResNet26', 'SCBottleneck',

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..convs.domain import MultiDomainMixin
 from ..registry import MODELS
+from ..utils.arg_checks import check_int
 
 
 @MODELS.register_module()
@@ -42,11 +43,7 @@ class DomainBN(MultiDomainMixin, nn.Module):
                  affine: bool = True,
                  track_running_stats: bool = True) -> None:
         super().__init__()
-        if not isinstance(num_domains, int) or isinstance(
-                num_domains, bool) or num_domains < 1:
-            raise ValueError(
-                f'DomainBN: num_domains must be an int >= 1, got '
-                f'{num_domains!r}.')
+        check_int(num_domains, 'num_domains', 'DomainBN', low=1)
         self.num_features = num_features
         self.num_domains = num_domains
         self._active_domain = 0

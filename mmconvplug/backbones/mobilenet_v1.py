@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
+from ..utils.arg_checks import check_int, check_positive_number
 
 #: (out_channels, stride) of the 13 depthwise-separable blocks.
 _BLOCK_SETTINGS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
@@ -75,13 +76,9 @@ class MobileNetV1(BaseModule):
         super().__init__(init_cfg)
         self._check_indices('out_indices', out_indices, allow_stem=True)
         self._check_indices('condconv_blocks', condconv_blocks)
-        if not -1 <= frozen_stages <= self.num_blocks:
-            raise ValueError(
-                f'MobileNetV1: frozen_stages={frozen_stages} must be in '
-                f'-1..{self.num_blocks} (-1 freezes nothing, 0 the stem).')
-        if widen_factor <= 0:
-            raise ValueError(
-                f'MobileNetV1: widen_factor={widen_factor} must be > 0.')
+        check_int(frozen_stages, 'frozen_stages', 'MobileNetV1', low=-1,
+                  high=self.num_blocks, hint='-1 freezes nothing, 0 the stem')
+        check_positive_number(widen_factor, 'widen_factor', 'MobileNetV1')
         self.out_indices = tuple(out_indices)
         self.condconv_blocks = tuple(condconv_blocks)
         self.frozen_stages = frozen_stages

@@ -64,6 +64,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..convs.domain import (freeze_parameters, get_active_domain,
                             multi_domain_layers, set_active_domain)
 from ..registry import MODELS
+from ..utils.arg_checks import check_int
 from .domain_adaptation import format_domain_overhead, freeze_all_but_domain
 from .multi_domain_checkpoint import (check_arch_of_state_dict,
                                       convert_official_in_place)
@@ -224,10 +225,8 @@ class MultiDomainResNet26(BaseModule):
             raise ValueError(
                 f'MultiDomainResNet26: out_indices {bad} are not stages; use '
                 f'0..{num_stages - 1}.')
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(
-                f'MultiDomainResNet26: frozen_stages={frozen_stages} must be '
-                f'in -1..{num_stages}.')
+        check_int(frozen_stages, 'frozen_stages', 'MultiDomainResNet26',
+                  low=-1, high=num_stages)
         if conv_cfg is None:
             conv_cfg = dict(type='DWSConv', num_domains=num_domains,
                             gate=gate)

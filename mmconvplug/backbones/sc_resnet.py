@@ -29,6 +29,7 @@ from mmdet.models.backbones.resnet import ResNet
 from torch import nn
 
 from ..registry import MODELS
+from ..utils.arg_checks import check_int
 from .sc_bottleneck import SCBottleneck, SCResLayer
 
 _OFFICIAL = 'https://backseason.oss-cn-beijing.aliyuncs.com/scnet/'
@@ -80,7 +81,9 @@ class SCResNet(ResNet):
                 f'choose one of {sorted(self.arch_settings)} (SCNet-50/101).')
         num_stages = kwargs.get('num_stages', 4)
         out_indices = kwargs.get('out_indices', (0, 1, 2, 3))
-        if not 1 <= num_stages <= 4 or max(out_indices) >= num_stages:
+        check_int(num_stages, 'num_stages', type(self).__name__, low=1,
+                  high=4)
+        if max(out_indices) >= num_stages:
             raise ValueError(
                 f'{type(self).__name__}: out_indices={tuple(out_indices)} '
                 f'must index the num_stages={num_stages} stages (0..3).')

@@ -10,6 +10,13 @@ can put the public formulation of a layer in the same run as ours.
   with ``groups = batch``) with the paper's routing (global average pool,
   linear, sigmoid), as timm's ``CondConvResidual`` computes it; measured
   whenever timm is installed (``pip install mmconvplug[bench]``).
+* :class:`CondConvPath`: our CondConv computing the batch one fixed way,
+  rows ``CondConv-<path>`` (``--variants CondConv-grouped CondConv-unfold``
+  reproduces the measurements behind CondConv's ``strategy='auto'`` rule).
+  Besides the layer's two paths (``grouped``, ``unfold``) it offers two
+  formulations the layer no longer ships: :func:`cond_conv_per_example`
+  (one conv per example) and :func:`cond_conv_mix_outputs` (the experts
+  stacked into one conv, then the outputs mixed).
 """
 import functools
 import importlib
@@ -17,14 +24,22 @@ import importlib.util
 import os.path as osp
 import sys
 import types
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from mmconvplug.convs import CondConv
+from mmconvplug.convs.cond_conv_ops import cond_conv_grouped, cond_conv_unfold
 
 #: Row names in the layer benchmark.
 PUBLIC_DO_CONV = 'DOConv-public-style'
 TIMM_COND_CONV = 'timm-CondConv2d'
+#: ``CondConv-<path>`` rows (:class:`CondConvPath`), measured when named.
+COND_CONV_PATH_ROWS = tuple(
+    f'CondConv-{path}'
+    for path in ('grouped', 'unfold', 'per_example', 'mix_outputs'))
 
 
 #: Where timm's layer files are loaded when ``import timm`` fails.
@@ -135,3 +150,111 @@ class TimmCondConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         routing = torch.sigmoid(self.routing(x.mean(dim=(2, 3))))
         return self.conv(x, routing)
+
+
+def cond_conv_per_example(x: torch.Tensor, kernels: torch.Tensor,
+                          bias: Optional[torch.Tensor],
+                          stride: Tuple[int, int], padding: Tuple[int, int],
+                          dilation: Tuple[int, int],
+                          groups: int) -> torch.Tensor:
+    """``y_n = conv(x_n, K_n) + b_n``, one dense conv per example.
+
+    Args:
+        x (Tensor): Input, shape (N, C_in, H, W), N >= 1.
+        kernels (Tensor): Per-example kernels, shape
+            (N, C_out, C_in / groups, kh, kw).
+        bias (Tensor, optional): Per-example biases, shape (N, C_out).
+        stride, padding, dilation (tuple[int, int]): As for ``F.conv2d``.
+        groups (int): Groups of each example's conv.
+
+    Returns:
+        Tensor: shape (N, C_out, H_out, W_out).
+    """
+    # split/unbind (not indexing): their backward concatenates the
+    # examples' gradients instead of summing N zero-padded full copies.
+    biases = bias.unbind(0) if bias is not None else [None] * len(x)
+    return torch.cat([
+        F.conv2d(example, kernel, example_bias, stride, padding, dilation,
+                 groups) for example, kernel, example_bias in zip(
+                     x.split(1, dim=0), kernels.unbind(0), biases)
+    ], dim=0)
+
+
+def cond_conv_mix_outputs(x: torch.Tensor, routing: torch.Tensor,
+                          weight: torch.Tensor, bias: Optional[torch.Tensor],
+                          stride: Tuple[int, int], padding: Tuple[int, int],
+                          dilation: Tuple[int, int],
+                          groups: int) -> torch.Tensor:
+    """Conv the batch once with the ``E`` experts stacked as one conv of
+    ``E * C_out`` outputs, then mix the outputs with ``r`` (exact by
+    linearity of the conv in its kernel): E times the arithmetic, no
+    per-example kernels.
+
+    Args:
+        x (Tensor): Input, shape (N, C_in, H, W).
+        routing (Tensor): ``r(x)``, shape (N, E).
+        weight (Tensor): Expert kernels, shape (E, C_out, C_in / groups,
+            kh, kw).
+        bias (Tensor, optional): Expert biases, shape (E, C_out).
+        stride, padding, dilation (tuple[int, int]): As for ``F.conv2d``.
+        groups (int): Groups of every expert.
+
+    Returns:
+        Tensor: shape (N, C_out, H_out, W_out).
+    """
+    experts, out_channels = weight.shape[:2]
+    out_per_group = out_channels // groups
+    # Stack the experts group-major, so that one conv with ``groups``
+    # groups gives, for group g, the E experts' outputs side by side.
+    stacked = weight.view(experts, groups, out_per_group,
+                          *weight.shape[2:]).transpose(0, 1)
+    stacked = stacked.reshape(groups * experts * out_per_group,
+                              *weight.shape[2:])
+    out = F.conv2d(x, stacked, None, stride, padding, dilation, groups)
+    out_h, out_w = out.shape[2:]
+    # sum_e r[b, e] out[b, g, e, :]: a (1 x E) @ (E x O*H*W) matmul per
+    # example and group (ONNX MatMul, opset 11; no Einsum).
+    out = out.reshape(-1, groups, experts, out_per_group * out_h * out_w)
+    mixed = torch.matmul(routing[:, None, None, :], out)
+    mixed = mixed.reshape(-1, out_channels, out_h, out_w)
+    if bias is not None:
+        mixed = mixed + (routing @ bias)[:, :, None, None]
+    return mixed
+
+
+class CondConvPath(nn.Module):
+    """A CondConv layer computing every batch with one fixed ``path``.
+
+    Args:
+        layer (CondConv): The layer whose routing and experts are used.
+        path (str): ``'grouped'``, ``'unfold'``, ``'per_example'`` or
+            ``'mix_outputs'``.
+
+    Raises:
+        ValueError: an unknown ``path``.
+    """
+
+    PATHS = ('grouped', 'unfold', 'per_example', 'mix_outputs')
+
+    def __init__(self, layer: CondConv, path: str) -> None:
+        super().__init__()
+        if path not in self.PATHS:
+            raise ValueError(f'CondConvPath: path={path!r} is not one of '
+                             f'{self.PATHS}.')
+        self.layer = layer
+        self.path = path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layer
+        geometry = (layer.stride, layer.padding, layer.dilation, layer.groups)
+        routing = layer.routing_weights(x)
+        if self.path == 'mix_outputs':
+            return cond_conv_mix_outputs(x, routing, layer.weight, layer.bias,
+                                         *geometry)
+        kernels, bias = layer.mixed_kernels(routing)
+        if self.path == 'unfold':
+            return cond_conv_unfold(x, kernels, bias, *geometry,
+                                    kernel_size=layer.kernel_size)
+        path = dict(grouped=cond_conv_grouped,
+                    per_example=cond_conv_per_example)[self.path]
+        return path(x, kernels, bias, *geometry)

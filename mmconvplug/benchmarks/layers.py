@@ -29,7 +29,9 @@ The variants are every registered conv variant
 experts); one that refuses a shape is reported, not fatal. Public
 formulations run in the same process as extra rows: timm's ``CondConv2d``
 whenever timm is installed, the public DO-Conv composition with
-``--public-baseline`` (:mod:`.baselines`).
+``--public-baseline``, and CondConv with one fixed path when named
+(``--variants CondConv-grouped CondConv-unfold CondConv-per_example
+CondConv-mix_outputs``; :mod:`.baselines`).
 """
 import time
 from dataclasses import asdict, dataclass
@@ -43,8 +45,9 @@ from mmconvplug.analysis import (count_parameters, format_table,
                                  interleaved_medians, peak_memory_bytes)
 from mmconvplug.convs.base import conv_variants, is_foldable
 
-from .baselines import (PUBLIC_DO_CONV, TIMM_COND_CONV, PublicStyleDOConv,
-                        TimmCondConv, timm_available)
+from .baselines import (COND_CONV_PATH_ROWS, PUBLIC_DO_CONV, TIMM_COND_CONV,
+                        CondConvPath, PublicStyleDOConv, TimmCondConv,
+                        timm_available)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,9 @@ def build_layer(shape: ConvShape, name: Optional[str]) -> nn.Module:
         return TimmCondConv(shape.in_channels, shape.out_channels,
                             shape.kernel_size, groups=shape.groups,
                             **geometry)
+    if name in COND_CONV_PATH_ROWS:
+        layer = build_layer(shape, 'CondConv')
+        return CondConvPath(layer, name[len('CondConv-'):])
     return build_conv_layer(
         None if name is None else dict(type=name), shape.in_channels,
         shape.out_channels, shape.kernel_size, groups=shape.groups,
@@ -256,13 +262,14 @@ def selected_variants(names: Optional[Sequence[str]],
                       public_baseline: bool) -> List[str]:
     """The rows to measure: every registered variant (or ``names``), then
     the baselines (timm's CondConv2d when installed; the public DO-Conv with
-    ``public_baseline``).
+    ``public_baseline``; a ``CondConv-<path>`` row when named).
 
     Raises:
         ValueError: a name is neither a registered variant nor a baseline,
             or names timm's CondConv2d without timm installed.
     """
-    known = list(conv_variants()) + [TIMM_COND_CONV, PUBLIC_DO_CONV]
+    known = list(conv_variants()) + [TIMM_COND_CONV, PUBLIC_DO_CONV,
+                                     *COND_CONV_PATH_ROWS]
     if names:
         unknown = sorted(set(names) - set(known))
         if unknown:
@@ -274,7 +281,7 @@ def selected_variants(names: Optional[Sequence[str]],
                 '"mmconvplug[bench]" (or pip install timm).')
         wanted = set(names)
     else:
-        wanted = set(known) - {PUBLIC_DO_CONV}
+        wanted = set(known) - {PUBLIC_DO_CONV, *COND_CONV_PATH_ROWS}
         if not timm_available():
             wanted.discard(TIMM_COND_CONV)
     if public_baseline:

@@ -5,7 +5,7 @@
 
 For SSD300, Mask R-CNN R50-FPN and DeepLabv3+ R50 (the stock mmdet / mmseg
 configs), every conv that honours ``conv_cfg`` is built as ``--variant``
-(SSD's VGG through ``SSDVGGConvCfg``). We report
+(SSD's VGG, which ignores ``conv_cfg``, through a ``conv_swap``). We report
 
 * parameters and FLOPs (mmengine ``FlopAnalyzer``, multiply-adds, of the
   raw ``mode='tensor'`` eval forward) of the trained-form model and of its
@@ -25,7 +25,7 @@ import copy
 import functools
 import inspect
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 from mmengine.config import Config
@@ -58,13 +58,9 @@ def stock_config(name: str) -> Config:
     return Config.fromfile(path)
 
 
-def _conv_cfg_aware_type(stock_type: str) -> Optional[str]:
-    """mmconvplug's conv_cfg-honouring twin of a stock type (SSDVGG)."""
-    for name, cls in MODELS.module_dict.items():
-        if (getattr(cls, '__module__', '').startswith('mmconvplug')
-                and getattr(cls, 'stock_type', None) == stock_type):
-            return name
-    return None
+#: Stock types whose convs ``conv_cfg`` cannot reach (mmdet's ``SSDVGG``
+#: hard-codes ``nn.Conv2d``): they get a ``conv_swap`` of the variant.
+CONV_SWAP_TYPES = ('SSDVGG', )
 
 
 def _takes_conv_cfg(type_name: Any, scope: str) -> bool:
@@ -85,10 +81,9 @@ def _with_variant(node: Any, conv_cfg: dict, scope: str) -> Any:
     if not isinstance(node, dict):
         return node
     node = {k: _with_variant(v, conv_cfg, scope) for k, v in node.items()}
-    twin = _conv_cfg_aware_type(node.get('type', ''))
-    if twin is not None:
-        node['type'] = twin
-    if 'conv_cfg' in node or _takes_conv_cfg(node.get('type'), scope):
+    if node.get('type') in CONV_SWAP_TYPES:
+        node['conv_swap'] = dict(conv_cfg)
+    elif 'conv_cfg' in node or _takes_conv_cfg(node.get('type'), scope):
         node['conv_cfg'] = dict(conv_cfg)
     return node
 

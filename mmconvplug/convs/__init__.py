@@ -1,26 +1,27 @@
 """Conv variants, one per file, registered in mmengine's root ``MODELS``.
 
-What a variant provides, and the query everything else uses
-(:func:`conv_variants`, :func:`is_conv_variant`): :mod:`.base`. A new
-variant is one file, imported here.
+What a variant provides: :mod:`.base` (the contract); the query everything
+else uses (:func:`conv_variants`, :func:`is_conv_variant`): :mod:`.query`.
+A new variant is one file, imported here.
 """
-from .base import CONV_ATTRIBUTES, FoldableConvMixin, is_foldable
-from .base import FoldUnsupportedError, NonFoldableConvMixin
-from .base import (ConvVariantContractError, ConvVariantMixin,
-                   FromConvUnsupportedError, conv_variants, is_conv_variant)
+from .base import (CONV_ATTRIBUTES, ConvVariantContractError, ConvVariantMixin,
+                   FoldableConvMixin, FoldUnsupportedError,
+                   FromConvUnsupportedError, NonFoldableConvMixin)
+from .query import conv_variants, is_conv_variant, is_foldable
 from .cond_conv import CondConv
 from .do_conv import DOConv, compose_do_kernel
 from .kernel_cache import KernelCache
 from .ref_conv import RefConv, refocus_kernel
 from .domain import (MultiDomainMixin, count_domain_parameters,
-                     domain_from_data_samples, get_active_domain,
-                     set_active_domain, set_domain_from_data_samples,
-                     using_domain)
+                     get_active_domain, set_active_domain, using_domain)
+from .domain_samples import (domain_from_data_samples,
+                             set_domain_from_data_samples)
 from .dws_conv import DWSConv
 from .sc_conv import SCConv
 
 __all__ = ['CONV_ATTRIBUTES', 'FoldableConvMixin', 'is_foldable',
-           'FoldUnsupportedError', 'NonFoldableConvMixin', 'CondConv', 'SCConv',
+           'FoldUnsupportedError', 'NonFoldableConvMixin', 'CondConv',
+           'SCConv',
            'DOConv', 'RefConv', 'compose_do_kernel', 'refocus_kernel',
            'KernelCache', 'ConvVariantContractError', 'ConvVariantMixin',
            'FromConvUnsupportedError', 'conv_variants', 'is_conv_variant',

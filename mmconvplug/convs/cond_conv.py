@@ -13,55 +13,39 @@ dict (expert stack ``weight`` (E, C_out, C_in / groups, kh, kw), ``bias``
 (E, C_out), ``routing.*``) holds nothing a plain conv checkpoint can fill
 directly; :meth:`CondConv.from_conv` builds one from a plain conv exactly.
 
-Four exact ways compute the batch (``strategy``):
+Two exact paths compute the batch from the per-example kernels (the
+``strategy``; :mod:`.cond_conv_ops`): ``grouped``, timm's formulation (one
+grouped conv with a group per example), and ``unfold``, one batched matmul
+over the unfolded input, batch-size agnostic. ``strategy='auto'`` applies
+the rule of :meth:`CondConv.choose_strategy`. While tracing or exporting to
+ONNX the batch size must not enter the graph, so ``grouped`` (its group
+count) is replaced by ``unfold``, which gives the same result. So it is on
+an empty batch (``(0, C, H, W)``, e.g. a mask head meeting no positive RoI),
+where a conv with zero groups does not exist: the layer then returns the
+empty output and, after a backward, zero gradients, as ``nn.Conv2d`` does.
+The former ``per_example`` and ``mix_outputs`` strategies are benchmark
+baselines now (:mod:`mmconvplug.benchmarks.baselines`); their names raise.
 
-``unfold``
-    each example's patches (``F.unfold``) times its own kernel, one batched
-    matrix product for the whole batch (per group). No per-example conv
-    calls and no kernel reorder per call; an extra pass over k*k times the
-    input. Batch-size agnostic, so also the traced/exported computation.
-``grouped``
-    timm's formulation: the batch folded into channels and one grouped
-    conv with a group per example.
-``per_example``
-    one dense conv per example with its own kernel.
-``mix_outputs``
-    conv the whole batch once with the ``E`` experts stacked as one conv of
-    ``E * out_channels`` outputs, then mix the ``E`` outputs with ``r``
-    (exact by linearity of the conv in its kernel): ``E`` times the
-    arithmetic in one call.
-
-``strategy='auto'`` applies :meth:`CondConv.choose_strategy`'s rule. While
-tracing or exporting to ONNX the batch size must not enter the graph, so
-``grouped`` (its group count) and ``per_example`` (its Python loop) are
-replaced by ``unfold``, which gives the same result. So are they on an
-empty batch (``(0, C, H, W)``, e.g. a mask head meeting no positive RoI),
-where a conv with zero groups or a concatenation of no examples does not
-exist: the layer then returns the empty output and, after a backward, zero
-gradients, as ``nn.Conv2d`` does.
-
-Every strategy is made of ops in ONNX opset 11 (``MatMul``, ``Conv``,
+Both paths are made of ops in ONNX opset 11 (``MatMul``, ``Conv``,
 ``Reshape``, ...; no ``Einsum``), so the layer exports at opset 11 and up.
 """
 import math
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..registry import MODELS
-from .base import (IntOrPair, NonFoldableConvMixin, adopt_conv_trainability,
-                   is_exporting, plain_conv_geometry)
+from ..utils.arg_checks import check_int
+from .attributes import IntOrPair
+from .base import NonFoldableConvMixin
+from .cond_conv_ops import (COND_CONV_STRATEGIES, check_strategy,
+                            choose_strategy, cond_conv_grouped,
+                            cond_conv_unfold, conv_output_size)
+from .from_conv import adopt_conv_trainability, plain_conv_geometry
 
-#: Strategy names accepted by ``CondConv(strategy=...)``.
-COND_CONV_STRATEGIES = ('auto', 'unfold', 'grouped', 'per_example',
-                        'mix_outputs')
-
-#: :meth:`CondConv.choose_strategy` takes ``unfold`` when a group's output
-#: channels are at least this many times the output positions per example
-#: (see the rule there).
-UNFOLD_MIN_CHANNELS_PER_POSITION = 4.0
+__all__ = ['CondConv', 'COND_CONV_STRATEGIES', 'cond_conv_grouped',
+           'cond_conv_unfold']
 
 
 @MODELS.register_module()
@@ -129,28 +113,20 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         super().__init__()
         self._set_conv_attributes(in_channels, out_channels, kernel_size,
                                   stride, padding, dilation, groups)
-        if not isinstance(num_experts, int) or num_experts < 1:
-            raise ValueError(
-                f'CondConv: num_experts must be an int >= 1, got '
-                f'{num_experts!r}; the paper uses 4 to 32.')
-        if strategy not in COND_CONV_STRATEGIES:
-            raise ValueError(
-                f'CondConv: strategy={strategy!r} is not one of '
-                f'{COND_CONV_STRATEGIES}; use "auto" to pick per shape.')
+        check_int(num_experts, 'num_experts', 'CondConv', low=1,
+                  hint='the paper uses 4 to 32')
+        check_strategy(strategy)
         if padding_mode != 'zeros':
             raise ValueError(
                 f'CondConv: padding_mode={padding_mode!r} is not supported; '
                 'only "zeros" is. Pad the input yourself (or let ConvModule '
                 'add a padding layer) and pass padding=0.')
         self.num_experts = num_experts
-        self.strategy = strategy
-        self.padding_mode = padding_mode
+        self.strategy, self.padding_mode = strategy, padding_mode
         expert_shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = nn.Parameter(torch.empty(num_experts, *expert_shape))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(num_experts, out_channels))
-        else:
-            self.register_parameter('bias', None)
+        self.bias = nn.Parameter(torch.empty(num_experts,
+                                             out_channels)) if bias else None
         self.routing = nn.Linear(in_channels, num_experts)
         self.reset_parameters()
 
@@ -195,157 +171,22 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         bias = routing @ self.bias if self.bias is not None else None
         return kernels, bias
 
-    def output_size(self, height: int, width: int) -> Tuple[int, int]:
-        """Spatial size of the output for an input of ``height x width``."""
-        sizes = []
-        for size, k, s, p, d in zip((height, width), self.kernel_size,
-                                    self.stride, self.padding,
-                                    self.dilation):
-            sizes.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
-        return sizes[0], sizes[1]
-
     def choose_strategy(self, x: torch.Tensor) -> str:
-        """The strategy ``'auto'`` uses for input ``x``.
-
-        * tracing / ONNX export: ``unfold`` (batch-size agnostic);
-        * an empty batch: ``unfold`` (the per-example strategies need an
-          example);
-        * one example: ``per_example`` (a plain conv, nothing else);
-        * ``unfold`` when a group's output channels are at least
-          :data:`UNFOLD_MIN_CHANNELS_PER_POSITION` times the output
-          positions per example (deep layers on small maps: 512 channels
-          at 7x7, 1024 at 10x10), else ``grouped``.
-
-        Why: every per-example strategy reads and writes the ``N`` mixed
-        kernels (N * C_out * C_in/groups * kh*kw values), and a conv call
-        on them first reorders each kernel into the conv library's blocked
-        layout, once per example (``per_example``) or for the whole grouped
-        kernel (``grouped``). ``unfold`` skips the reorder and the grouped
-        conv's per-group scheduling but writes k*k copies of the input
-        (N * C_in * kh*kw * L values for L output positions). The kernel
-        term dominates the input term when C_out/groups >> L. Measured in
-        one process (CPU, one thread, batch 8, 3x3, train step; ratios of
-        ``unfold`` to ``grouped``): 0.68 at 512 channels 7x7 (C_out/L =
-        10.4), 0.7-1.0 at C_out/L ~ 5 (256@7x7, 512@10x10, 1024@14x14,
-        128@5x5), 1.0-1.2 at C_out/L ~ 2.6-2.8 (512@14x14, 256@10x10,
-        1024@19x19) and 1.3-2.5 below (256@14x14 ... 64@56x56); for 1x1
-        convs 0.9-0.95 at C_out/L ~ 10 (1024@10x10). Hence the threshold 4.
-        ``per_example`` was never clearly faster than ``grouped`` at batch
-        8 on maps of 7x7 and more. ``mix_outputs`` (E times the arithmetic,
-        no per-example kernels) won on some maps of at most 5x5 (0.49x of
-        ``grouped`` against ``unfold``'s 0.73x at 1024 channels 3x3) and
-        lost on others (1.0x against 0.25x at 64 channels 4x4), so the rule
-        leaves it to an explicit ``strategy='mix_outputs'``.
-        Reproduce with ``python tools/benchmark.py layers --shapes
-        condconv`` (the timm-style column is ``grouped``).
-        """
-        if is_exporting():
-            return 'unfold'
-        batch = x.shape[0]
-        if batch == 0:
-            return 'unfold'
-        if batch == 1:
-            return 'per_example'
-        out_h, out_w = self.output_size(x.shape[2], x.shape[3])
-        channels_per_position = (self.out_channels / self.groups) / (
-            out_h * out_w)
-        if channels_per_position >= UNFOLD_MIN_CHANNELS_PER_POSITION:
-            return 'unfold'
-        return 'grouped'
+        """The path ``self.strategy`` takes for input ``x``: the rule
+        :func:`~mmconvplug.convs.cond_conv_ops.choose_strategy`."""
+        out_h, out_w = conv_output_size(x.shape[2:], self.kernel_size,
+                                        self.stride, self.padding,
+                                        self.dilation)
+        return choose_strategy(x, self.out_channels, self.groups,
+                               out_h * out_w, self.strategy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        routing = self.routing_weights(x)
-        strategy = self.strategy
-        if strategy == 'auto':
-            strategy = self.choose_strategy(x)
-        elif strategy in ('grouped', 'per_example') and (
-                is_exporting() or x.shape[0] == 0):
-            # Exporting: theirs would bake the batch size in. An empty
-            # batch: no conv has zero groups, no cat has zero examples.
-            strategy = 'unfold'
-        if strategy == 'mix_outputs':
-            return self._forward_mix_outputs(x, routing)
-        if strategy == 'grouped':
-            return self._forward_grouped(x, routing)
-        if strategy == 'per_example':
-            return self._forward_per_example(x, routing)
-        return self._forward_unfold(x, routing)
-
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor,
-              bias: Optional[torch.Tensor], groups: int) -> torch.Tensor:
-        return F.conv2d(x, weight, bias, self.stride, self.padding,
-                        self.dilation, groups)
-
-    def _forward_unfold(self, x: torch.Tensor,
-                        routing: torch.Tensor) -> torch.Tensor:
-        """``y_n = K_n @ unfold(x_n)`` for all ``n`` in one batched matmul
-        (per group: ``(C_out/g, C_in/g*kh*kw) @ (C_in/g*kh*kw, L)``)."""
-        kernels, bias = self.mixed_kernels(routing)
-        groups = self.groups
-        out_h, out_w = self.output_size(x.shape[2], x.shape[3])
-        if (self.kernel_size == (1, 1) and self.padding == (0, 0)
-                and self.dilation == (1, 1)):
-            if self.stride != (1, 1):
-                x = x[:, :, ::self.stride[0], ::self.stride[1]]
-            columns = x.flatten(2)
-        else:
-            columns = F.unfold(x, self.kernel_size, self.dilation,
-                               self.padding, self.stride)
-        positions = columns.shape[-1]
-        out = torch.matmul(
-            kernels.reshape(-1, groups, self.out_channels // groups,
-                            self.weight[0, 0].numel()),
-            columns.reshape(-1, groups, columns.shape[1] // groups,
-                            positions))
-        out = out.reshape(-1, self.out_channels, out_h, out_w)
-        if bias is not None:
-            out = out + bias[:, :, None, None]
-        return out
-
-    def _forward_per_example(self, x: torch.Tensor,
-                             routing: torch.Tensor) -> torch.Tensor:
-        kernels, bias = self.mixed_kernels(routing)
-        # split/unbind (not indexing): their backward concatenates the
-        # examples' gradients instead of summing N zero-padded full copies.
-        biases = bias.unbind(0) if bias is not None else [None] * len(x)
-        outputs = [
-            self._conv(example, kernel, example_bias, self.groups)
-            for example, kernel, example_bias in zip(
-                x.split(1, dim=0), kernels.unbind(0), biases)
-        ]
-        return torch.cat(outputs, dim=0)
-
-    def _forward_grouped(self, x: torch.Tensor,
-                         routing: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = x.shape
-        kernels, bias = self.mixed_kernels(routing)
-        out = self._conv(
-            x.reshape(1, batch * channels, height, width),
-            kernels.reshape(batch * self.out_channels, *kernels.shape[2:]),
-            bias.reshape(-1) if bias is not None else None,
-            self.groups * batch)
-        return out.view(batch, self.out_channels, *out.shape[2:])
-
-    def _forward_mix_outputs(self, x: torch.Tensor,
-                             routing: torch.Tensor) -> torch.Tensor:
-        experts, groups = self.num_experts, self.groups
-        out_per_group = self.out_channels // groups
-        # Stack the experts group-major, so that one conv with ``groups``
-        # groups gives, for group g, the E experts' outputs side by side.
-        stacked = self.weight.view(experts, groups, out_per_group,
-                                   *self.weight.shape[2:]).transpose(0, 1)
-        stacked = stacked.reshape(groups * experts * out_per_group,
-                                  *self.weight.shape[2:])
-        out = self._conv(x, stacked, None, groups)
-        out_h, out_w = out.shape[2:]
-        # sum_e r[b, e] out[b, g, e, :]: a (1 x E) @ (E x O*H*W) matmul
-        # per example and group (ONNX MatMul, opset 11; no Einsum).
-        out = out.reshape(-1, groups, experts, out_per_group * out_h * out_w)
-        mixed = torch.matmul(routing[:, None, None, :], out)
-        mixed = mixed.reshape(-1, self.out_channels, out_h, out_w)
-        if self.bias is not None:
-            mixed = mixed + (routing @ self.bias)[:, :, None, None]
-        return mixed
+        kernels, bias = self.mixed_kernels(self.routing_weights(x))
+        geometry = (self.stride, self.padding, self.dilation, self.groups)
+        if self.choose_strategy(x) == 'unfold':
+            return cond_conv_unfold(x, kernels, bias, *geometry,
+                                    kernel_size=self.kernel_size)
+        return cond_conv_grouped(x, kernels, bias, *geometry)
 
     # --------------------------------------------------------- from_conv
     @classmethod
@@ -381,12 +222,9 @@ class CondConv(NonFoldableConvMixin, nn.Module):
             raise ValueError(
                 f'CondConv.from_conv: expert_jitter must be >= 0, got '
                 f'{expert_jitter!r}.')
-        layer = cls(
-            **geometry,
-            num_experts=num_experts,
-            strategy=strategy,
-            padding_mode=conv.padding_mode).to(
-                device=conv.weight.device, dtype=conv.weight.dtype)
+        layer = cls(**geometry, num_experts=num_experts, strategy=strategy,
+                    padding_mode=conv.padding_mode).to(
+                        device=conv.weight.device, dtype=conv.weight.dtype)
         with torch.no_grad():
             layer.routing.weight.zero_()
             layer.routing.bias.zero_()
@@ -408,6 +246,5 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         return dict(num_experts=self.num_experts, strategy=self.strategy)
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() +
-                f', num_experts={self.num_experts}, bias='
-                f'{self.bias is not None}, strategy={self.strategy!r}')
+        return (f'{super().extra_repr()}, num_experts={self.num_experts}, '
+                f'bias={self.bias is not None}, strategy={self.strategy!r}')

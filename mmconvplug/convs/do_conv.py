@@ -32,8 +32,9 @@ would be a scalar per channel, absorbed by ``W``): they hold only
 ``weight`` and behave as a plain conv.
 
 Computation: the composition is one batched matrix product over input
-channels with a hand-written backward (:func:`compose_do_kernel`). It runs
-in the parameters' dtype with autocast off (``F.conv2d`` then follows
+channels with a hand-written backward
+(:func:`~mmconvplug.convs.do_conv_ops.compose_do_kernel`). It runs in the
+parameters' dtype with autocast off (``F.conv2d`` then follows
 autocast), outside training the kernel is cached
 (:class:`~mmconvplug.convs.kernel_cache.KernelCache`), and :meth:`fold`
 returns the plain conv with that kernel.
@@ -44,110 +45,17 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from mmconvplug.registry import MODELS
-from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
-                   full_precision, is_exporting, plain_conv_geometry)
+from mmconvplug.utils.arg_checks import check_positive_int
+from mmconvplug.utils.torch_helpers import full_precision
+from .attributes import IntOrPair
+from .base import FoldableConvMixin
+from .do_conv_ops import compose_do_kernel
+from .from_conv import adopt_plain_conv, plain_conv_geometry
 from .kernel_cache import KernelCache
 
-
-def _by_input(tensor: torch.Tensor, groups: int) -> torch.Tensor:
-    """(C_out, C_in/groups, width) -> (C_in, width, C_out/groups).
-
-    A strided view (no copy) for groups == 1 and for depthwise kernels with
-    one output per input; ``bmm`` reads such views in place.
-    """
-    out_channels, channels_per_group, width = tensor.shape
-    return tensor.reshape(groups, out_channels // groups, channels_per_group,
-                          width).permute(0, 2, 3, 1).reshape(
-                              groups * channels_per_group, width,
-                              out_channels // groups)
-
-
-def _to_conv_layout(by_input: torch.Tensor, groups: int) -> torch.Tensor:
-    """(C_in, width, C_out/groups) -> (C_out, C_in/groups, width).
-
-    Two copies that each keep the innermost axis contiguous, which ran
-    faster than one cache-hostile transpose.
-    """
-    in_channels, width, outs_per_group = by_input.shape
-    channels_per_group = in_channels // groups
-    tensor = by_input.transpose(1, 2).contiguous().view(
-        groups, channels_per_group, outs_per_group, width)
-    return tensor.transpose(1, 2).contiguous().view(
-        groups * outs_per_group, channels_per_group, width)
-
-
-class _ComposeOverParameterisedKernel(torch.autograd.Function):
-    """``kernel[o, c, s] = sum_d D[c_in(o, c), s, d] * W[o, c, d]``.
-
-    Per input channel, (k*k x D_mul) @ (D_mul x C_out/groups), batched over
-    input channels: the long side last (this orientation ran fastest of
-    those tried on CPU/MKL), ``W`` and the incoming gradient read in place
-    through strided views, so the only layout copies are the two that put
-    the kernel (forward) and ``W``'s gradient (backward) into the conv
-    layout. The backward is written out (one ``bmm`` per gradient) rather
-    than left to autograd's chain of views and copies.
-    """
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, depthwise: torch.Tensor,
-                groups: int) -> torch.Tensor:
-        ctx.save_for_backward(weight, depthwise)
-        ctx.groups = groups
-        kernel_by_input = torch.bmm(depthwise, _by_input(weight, groups))
-        return _to_conv_layout(kernel_by_input, groups)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_kernel: torch.Tensor):
-        weight, depthwise = ctx.saved_tensors
-        groups = ctx.groups
-        grad_by_input = _by_input(grad_kernel, groups)  # (C_in, k*k, C_out/g)
-        grad_weight = grad_depthwise = None
-        if ctx.needs_input_grad[0]:
-            grad_weight = _to_conv_layout(
-                torch.bmm(depthwise.transpose(1, 2), grad_by_input), groups)
-        if ctx.needs_input_grad[1]:
-            grad_depthwise = torch.bmm(
-                grad_by_input, _by_input(weight, groups).transpose(1, 2))
-        return grad_weight, grad_depthwise, None
-
-
-def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
-                      groups: int) -> torch.Tensor:
-    """Compose DO-Conv's kernel from ``W`` and ``D`` (functional form).
-
-    Runs with autocast off, in the inputs' common dtype; while tracing or
-    exporting to ONNX it records the same computation as plain tensor ops
-    (``bmm``, ``reshape``, ``permute``: ONNX ``MatMul``, ``Reshape``,
-    ``Transpose``, all in opset 11) instead of the custom autograd function.
-
-    Args:
-        weight (Tensor): ``W``, shape (C_out, C_in / groups, D_mul).
-        depthwise (Tensor): ``D``, shape (C_in, k*k, D_mul), one matrix per
-            input channel.
-        groups (int): the conv's ``groups``.
-
-    Returns:
-        Tensor: the kernel, shape (C_out, C_in / groups, k*k).
-
-    Example:
-        >>> import torch
-        >>> W, D = torch.randn(16, 8, 9), torch.randn(8, 9, 9)
-        >>> compose_do_kernel(W, D, groups=1).shape
-        torch.Size([16, 8, 9])
-    """
-    dtype = torch.promote_types(weight.dtype, depthwise.dtype)
-    weight, depthwise = weight.to(dtype), depthwise.to(dtype)
-    with full_precision():
-        if is_exporting():
-            # The autograd function's forward, recorded op by op.
-            return _to_conv_layout(
-                torch.bmm(depthwise, _by_input(weight, groups)), groups)
-        return _ComposeOverParameterisedKernel.apply(weight, depthwise,
-                                                     groups)
+__all__ = ['DOConv', 'compose_do_kernel']
 
 
 @MODELS.register_module()
@@ -223,10 +131,7 @@ class DOConv(FoldableConvMixin, nn.Module):
     def _check_d_mul(self, d_mul: Optional[int], taps: int) -> int:
         if d_mul is None:
             return taps
-        if isinstance(d_mul, bool) or not isinstance(d_mul, int) or d_mul < 1:
-            raise ValueError(
-                f'DOConv: D_mul must be a positive int or None (= k*k), got '
-                f'{d_mul!r}.')
+        check_positive_int(d_mul, 'D_mul', 'DOConv', hint='use None for k*k')
         if self.over_parameterised and d_mul < taps:
             raise ValueError(
                 f'DOConv: D_mul={d_mul} is smaller than kh*kw={taps} for '

@@ -11,7 +11,8 @@ the layers use is a property of the model, set before each forward::
     count_domain_parameters(model)                    # what one domain costs
 
 A data sample names its domain in its metainfo, as ``domain_idx`` (an int)
-or ``domain`` (an int, or a name looked up in ``domain_names``).
+or ``domain`` (an int, or a name looked up in ``domain_names``); reading it:
+:mod:`.domain_samples`.
 
 Trainability follows the active domain. A parameter of a domain the forward
 does not use (DWSConv without the gate: the other domains' depthwise kernels
@@ -32,14 +33,12 @@ wrap again after switching (:func:`set_active_domain` on a wrapped model
 leaves the wrapper reducing the old set).
 """
 import contextlib
-import operator
 from abc import ABCMeta, abstractmethod
-from typing import Any, FrozenSet, Iterator, List, Optional, Sequence
+from typing import Any, FrozenSet, Iterator, List
 
 from torch import nn
 
-#: Metainfo keys read by :func:`domain_from_data_samples`, in this order.
-DOMAIN_METAINFO_KEYS = ('domain_idx', 'domain')
+from mmconvplug.utils.arg_checks import check_int
 
 
 class MultiDomainMixin(metaclass=ABCMeta):
@@ -124,14 +123,7 @@ def check_domain_index(index: Any, num_domains: int, owner: str) -> int:
         ValueError: ``index`` is not an int.
         IndexError: ``index`` is outside ``[0, num_domains)``.
     """
-    try:
-        if isinstance(index, bool):
-            raise TypeError('a bool is not a domain index')
-        index = operator.index(index)
-    except TypeError:
-        raise ValueError(
-            f'{owner}: the domain index must be an int, got {index!r} '
-            f'({type(index).__name__}).') from None
+    index = check_int(index, 'the domain index', owner)
     if not 0 <= index < num_domains:
         raise IndexError(
             f'{owner}: domain index {index} is out of range; this model has '
@@ -204,97 +196,6 @@ def using_domain(model: nn.Module, index: int) -> Iterator[nn.Module]:
     finally:
         for layer, old in zip(layers, previous):
             layer.active_domain = old
-
-
-def _metainfo(sample: Any) -> dict:
-    if isinstance(sample, dict):
-        return sample
-    metainfo = getattr(sample, 'metainfo', None)
-    if isinstance(metainfo, dict):
-        return metainfo
-    raise ValueError(
-        f'domain_from_data_samples: cannot read metainfo from a '
-        f'{type(sample).__name__}; pass mmengine data samples (with '
-        '.metainfo) or metainfo dicts.')
-
-
-def _domain_of(metainfo: dict,
-               domain_names: Optional[Sequence[str]]) -> Optional[int]:
-    for key in DOMAIN_METAINFO_KEYS:
-        if key not in metainfo:
-            continue
-        value = metainfo[key]
-        if isinstance(value, str):
-            if domain_names is None:
-                raise ValueError(
-                    f'domain_from_data_samples: metainfo {key}={value!r} is '
-                    'a name; pass domain_names=[...] (the domains in index '
-                    'order) to map names to indices, or store domain_idx.')
-            if value not in domain_names:
-                raise ValueError(
-                    f'domain_from_data_samples: domain {value!r} is not in '
-                    f'domain_names={list(domain_names)}.')
-            return list(domain_names).index(value)
-        try:
-            if isinstance(value, bool):
-                raise TypeError('a bool is not a domain index')
-            return operator.index(value)
-        except TypeError:
-            raise ValueError(
-                f'domain_from_data_samples: metainfo {key}={value!r} must be '
-                'an int index or a domain name.') from None
-    return None
-
-
-def domain_from_data_samples(
-        data_samples: Optional[Sequence[Any]],
-        domain_names: Optional[Sequence[str]] = None,
-        num_domains: Optional[int] = None) -> Optional[int]:
-    """The domain index of a batch, read from its samples' metainfo.
-
-    Reads ``domain_idx`` (else ``domain``) of every sample. Returns ``None``
-    when no sample names a domain (or there are no samples).
-
-    Args:
-        data_samples: mmdet/mmseg data samples or metainfo dicts.
-        domain_names: names in index order, for a ``domain`` given by name.
-        num_domains: if given, the index is checked against it.
-
-    Raises:
-        ValueError: some samples name a domain and others do not, or the
-            batch mixes domains (a batch must come from one domain, since
-            the active domain is set for the whole model; sample batches per
-            domain), or a value cannot be read as a domain.
-        IndexError: the index is outside ``[0, num_domains)``.
-    """
-    if not data_samples:
-        return None
-    found = [_domain_of(_metainfo(s), domain_names) for s in data_samples]
-    named = {d for d in found if d is not None}
-    if not named:
-        return None
-    if len(named) != 1 or None in found:
-        shown = ['missing' if d is None else d for d in found]
-        raise ValueError(
-            f'domain_from_data_samples: one batch must come from one domain, '
-            f'got per-sample domains {shown}; build batches from a single '
-            'domain (e.g. one dataloader or sampler per domain) and store '
-            'domain_idx in every sample\'s metainfo.')
-    index = named.pop()
-    if num_domains is not None:
-        check_domain_index(index, num_domains, 'domain_from_data_samples')
-    return index
-
-
-def set_domain_from_data_samples(
-        model: nn.Module,
-        data_samples: Optional[Sequence[Any]],
-        domain_names: Optional[Sequence[str]] = None) -> Optional[int]:
-    """Set ``model``'s active domain from a batch; return it (None: kept)."""
-    index = domain_from_data_samples(data_samples, domain_names)
-    if index is not None:
-        set_active_domain(model, index)
-    return index
 
 
 def freeze_parameters(module: nn.Module) -> None:

@@ -15,25 +15,17 @@ all domains' depthwise outputs: ``y = PW(sum_d p_d(x) Norm_d(DW_d(x)))``.
 
 The active domain is chosen for a whole model with
 :func:`mmconvplug.convs.domain.set_active_domain` (or from the batch's
-metainfo, :func:`~mmconvplug.convs.domain.set_domain_from_data_samples`).
+metainfo, :func:`mmconvplug.convs.set_domain_from_data_samples`).
 Without the gate only the active domain's depthwise conv and norm take part
 in a step, so the other domains' are frozen while it is active (and unfrozen
 when theirs is): DDP trains one domain with its default flags (see
 :mod:`mmconvplug.convs.domain`). With the gate every domain trains.
 
-Fold. A depthwise conv followed by a 1x1 conv, with nothing nonlinear in
-between, is one conv: ``W[o, j] = P[o, j] * D_{c(o, j)}`` with the depthwise
-bias (the fused norm) pushed through ``P``. :meth:`DWSConv.fold` returns that
-plain ``nn.Conv2d`` (same geometry, so a folded checkpoint loads into the
-stock model), keeping the active domain only. ``fold_to='separable'`` (or
-:meth:`DWSConv.fold_separable`) returns the cheaper deploy form instead, an
-``nn.Sequential`` of the depthwise conv with its norm fused and the pointwise
-conv. Folding uses the norm's running statistics: it matches the layer in
-``eval()`` mode. The gated form depends on the input through ``p(x)`` and a
-norm without running statistics (GN, ...) depends on the batch, so those do
-not fold.
+Fold (:mod:`.dws_conv_fold`): :meth:`DWSConv.fold` returns one plain
+``nn.Conv2d`` of the same geometry for the active domain, or with
+``fold_to='separable'`` the cheaper depthwise + pointwise pair. The gated
+form and a norm without running statistics (GN, ...) do not fold.
 """
-from collections import OrderedDict
 from typing import FrozenSet, Optional, Tuple
 
 import torch
@@ -42,8 +34,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
-from .base import FoldableConvMixin, FoldUnsupportedError, IntOrPair
+from ..utils.arg_checks import check_choice, check_int
+from .attributes import IntOrPair
+from .base import FoldableConvMixin, FoldUnsupportedError
 from .domain import MultiDomainMixin
+from .dws_conv_fold import fuse_norm, separable_pair, separable_to_dense
 
 #: Values accepted by ``DWSConv(fold_to=...)``.
 DWS_FOLD_TARGETS = ('conv', 'separable')
@@ -53,24 +48,34 @@ DWS_FOLD_TARGETS = ('conv', 'separable')
 class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
     """Multi-domain depthwise-separable conv, a drop-in for ``nn.Conv2d``.
 
+    Input (N, C_in, H, W) -> output (N, C_out, H_out, W_out), sizes as for
+    ``nn.Conv2d``; the depthwise conv takes the spatial geometry.
+
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation:
-            as for ``nn.Conv2d``; the depthwise conv takes the spatial
-            geometry, the pointwise conv is 1x1 stride 1.
-        groups: groups of the shared pointwise conv (the depthwise conv has
-            one group per channel by definition), so the layer connects
-            channels as an ``nn.Conv2d`` with these groups would.
-        bias: a bias on the pointwise conv.
-        num_domains: number of domains, each with its own depthwise conv and
-            norm; the pointwise conv is shared.
-        gate: the paper's soft sharing (see the module docstring).
-        gate_reduction: hidden size of the gate MLP is
-            ``in_channels // gate_reduction + 1`` (paper: 4).
-        norm_cfg: norm after each domain's depthwise conv (default BN);
-            ``None`` for none.
-        fold_to: what :meth:`fold` returns: ``'conv'`` (one ``nn.Conv2d``)
-            or ``'separable'`` (depthwise + pointwise ``nn.Sequential``).
-        padding_mode: only ``'zeros'``.
+        in_channels (int): Input channels C_in.
+        out_channels (int): Output channels C_out.
+        kernel_size (int | tuple[int, int]): Kernel size (kh, kw).
+        stride (int | tuple[int, int]): Stride. Defaults to 1.
+        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
+        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
+        groups (int): Groups of the shared pointwise (1x1, stride 1) conv,
+            so the layer connects channels as an ``nn.Conv2d`` with these
+            groups would. Defaults to 1.
+        bias (bool): A bias (C_out,) on the pointwise conv. Defaults to True.
+        num_domains (int): Domains, each with its own depthwise conv and
+            norm. Defaults to 1.
+        gate (bool): The paper's soft sharing. Defaults to False.
+        gate_reduction (int): The gate MLP's hidden size is
+            ``in_channels // gate_reduction + 1`` (paper: 4). Defaults to 4.
+        norm_cfg (dict, optional): Norm after each domain's depthwise conv;
+            None for none. Defaults to ``dict(type='BN')``.
+        fold_to (str): What :meth:`fold` returns: ``'conv'`` (one
+            ``nn.Conv2d``) or ``'separable'`` (depthwise + pointwise
+            ``nn.Sequential``). Defaults to ``'conv'``.
+        padding_mode (str): Only ``'zeros'``. Defaults to ``'zeros'``.
+
+    Raises:
+        ValueError: a bad geometry, count, ``fold_to`` or ``norm_cfg``.
     """
 
     from_conv_unsupported_reason = (
@@ -97,30 +102,18 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
         super().__init__()
         self._set_conv_attributes(in_channels, out_channels, kernel_size,
                                   stride, padding, dilation, groups)
-        if not isinstance(num_domains, int) or num_domains < 1:
-            raise ValueError(
-                f'DWSConv: num_domains must be an int >= 1, got '
-                f'{num_domains!r}.')
-        if not isinstance(gate_reduction, int) or gate_reduction < 1:
-            raise ValueError(
-                f'DWSConv: gate_reduction must be an int >= 1, got '
-                f'{gate_reduction!r}; the paper uses 4.')
-        if fold_to not in DWS_FOLD_TARGETS:
-            raise ValueError(
-                f'DWSConv: fold_to={fold_to!r} is not one of '
-                f'{DWS_FOLD_TARGETS}.')
-        if padding_mode != 'zeros':
-            raise ValueError(
-                f'DWSConv: padding_mode={padding_mode!r} is not supported; '
-                'only "zeros" is.')
+        check_int(num_domains, 'num_domains', 'DWSConv', low=1)
+        check_int(gate_reduction, 'gate_reduction', 'DWSConv', low=1,
+                  hint='the paper uses 4')
+        check_choice(fold_to, 'fold_to', 'DWSConv', DWS_FOLD_TARGETS)
+        check_choice(padding_mode, 'padding_mode', 'DWSConv', ('zeros', ))
         if norm_cfg is not None and not isinstance(norm_cfg, dict):
             raise ValueError(
                 f'DWSConv: norm_cfg must be a dict such as dict(type="BN") '
                 f'or None, got {norm_cfg!r}.')
         self.num_domains = num_domains
         self._active_domain = 0
-        self.fold_to = fold_to
-        self.padding_mode = padding_mode
+        self.fold_to, self.padding_mode = fold_to, padding_mode
         self.norm_cfg = norm_cfg
         self.depthwise = nn.ModuleList(
             nn.Conv2d(in_channels, in_channels, self.kernel_size,
@@ -134,12 +127,10 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
                 for _ in range(num_domains))
         self.pointwise = nn.Conv2d(
             in_channels, out_channels, 1, groups=groups, bias=bias)
-        self.gate = None
-        if gate:
-            hidden = in_channels // gate_reduction + 1
-            self.gate = nn.Sequential(
-                nn.Linear(in_channels, hidden), nn.ReLU(inplace=True),
-                nn.Linear(hidden, num_domains))
+        hidden = in_channels // gate_reduction + 1
+        self.gate = nn.Sequential(
+            nn.Linear(in_channels, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_domains)) if gate else None
         self.foldable, self.fold_unsupported_reason = self._foldability()
         self.init_weights()
         self.sync_domain_trainability()
@@ -230,72 +221,21 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
         """The active domain's depthwise kernel and bias with its norm
         (running statistics) fused in: shapes ``(C, 1, kh, kw)``, ``(C,)``."""
         self._check_foldable()
-        weight = self.depthwise[self.active_domain].weight
-        bias = weight.new_zeros(self.in_channels)
-        if self.norms is not None:
-            norm = self.norms[self.active_domain]
-            scale = torch.rsqrt(norm.running_var + norm.eps)
-            if norm.weight is not None:
-                scale = scale * norm.weight
-            bias = -norm.running_mean * scale
-            if norm.bias is not None:
-                bias = bias + norm.bias
-            weight = weight * scale[:, None, None, None]
-        return weight, bias
+        norm = None if self.norms is None else self.norms[self.active_domain]
+        return fuse_norm(self.depthwise[self.active_domain].weight, norm)
 
     def folded_weight_and_bias(
             self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The single conv equal to this layer (active domain, eval mode).
-
-        ``W[o, j] = P[o, j] * D[c]`` with ``c = g(o) * C_in/G + j`` the input
-        channel of group ``g(o)``; ``b = P @ b_D + b_P``.
-        """
+        """The single conv equal to this layer (active domain, eval mode):
+        :func:`~mmconvplug.convs.dws_conv_fold.separable_to_dense`."""
         dw_weight, dw_bias = self.fused_depthwise()
-        groups = self.groups
-        in_per_group = self.in_channels // groups
-        out_per_group = self.out_channels // groups
-        pw = self.pointwise.weight.view(groups, out_per_group, in_per_group)
-        dw = dw_weight.view(groups, in_per_group, *self.kernel_size)
-        weight = torch.einsum('goi,gikl->goikl', pw, dw).reshape(
-            self.out_channels, in_per_group, *self.kernel_size)
-        bias = torch.einsum('goi,gi->go', pw,
-                            dw_bias.view(groups, in_per_group)).reshape(-1)
-        if self.pointwise.bias is not None:
-            bias = bias + self.pointwise.bias
-        return weight, bias
+        return separable_to_dense(dw_weight, dw_bias, self.pointwise.weight,
+                                  self.pointwise.bias, self.groups)
 
-    @torch.no_grad()
     def fold_separable(self) -> nn.Sequential:
         """Deploy form: ``Sequential(depthwise (norm fused), pointwise)``
         for the active domain, as cheap as the layer itself."""
-        dw_weight, dw_bias = self.fused_depthwise()
-        depthwise = nn.Conv2d(
-            self.in_channels, self.in_channels, self.kernel_size,
-            stride=self.stride, padding=self.padding, dilation=self.dilation,
-            groups=self.in_channels, bias=True, device=dw_weight.device,
-            dtype=dw_weight.dtype)
-        depthwise.weight.copy_(dw_weight)
-        depthwise.bias.copy_(dw_bias)
-        pointwise = nn.Conv2d(
-            self.in_channels, self.out_channels, 1, groups=self.groups,
-            bias=self.pointwise.bias is not None,
-            device=dw_weight.device, dtype=dw_weight.dtype)
-        pointwise.load_state_dict(self.pointwise.state_dict())
-        # Frozen where the layer is: each folded tensor requires grad when
-        # a tensor it is computed from does (the active domain's parts).
-        norm = [] if self.norms is None else list(
-            self.norms[self.active_domain].named_parameters())
-        depthwise.weight.requires_grad_(
-            self.depthwise[self.active_domain].weight.requires_grad
-            or any(p.requires_grad for n, p in norm if n == 'weight'))
-        depthwise.bias.requires_grad_(any(p.requires_grad for _, p in norm))
-        for name, param in pointwise.named_parameters():
-            param.requires_grad_(
-                self.pointwise.get_parameter(name).requires_grad)
-        folded = nn.Sequential(
-            OrderedDict(depthwise=depthwise, pointwise=pointwise))
-        folded.train(self.training)
-        return folded
+        return separable_pair(self)
 
     def fold(self) -> nn.Module:
         """The active domain as a plain module (see ``fold_to``)."""
@@ -305,7 +245,6 @@ class DWSConv(FoldableConvMixin, MultiDomainMixin, nn.Module):
         return super().fold()
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() +
-                f', num_domains={self.num_domains}, '
+        return (f'{super().extra_repr()}, num_domains={self.num_domains}, '
                 f'active_domain={self.active_domain}, '
                 f'gate={self.gate is not None}')

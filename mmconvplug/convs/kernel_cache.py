@@ -33,7 +33,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .base import full_precision, is_exporting
+from mmconvplug.utils.torch_helpers import full_precision, is_exporting
 
 CacheKey = Tuple[Tuple[int, int, torch.dtype, torch.device], ...]
 

@@ -7,14 +7,8 @@ kernel ``W_b`` (normally inherited from a pretrained model)::
 
     W_t = W_b + T(W_b)
 
-``T`` is a conv over the stack of the C_out * C_in / groups two-dimensional
-basis kernels, seen as the channels of one (kh x kw) image: map size
-``map_size`` (3 in the paper) with 'same' zero padding, ``map_groups`` (the
-paper's ``G``) groups. The default ``G = C_in * C_out / groups**2`` is the
-official code's, so each refocusing group mixes ``groups`` basis kernels:
-for a depthwise conv (groups = C_in = C_out) that is G = 1, every kernel
-refocuses on all the others; for a dense conv (groups = 1) G = C_out * C_in,
-each kernel is refocused from its own neighbourhood only.
+``T`` is a conv over the stack of basis kernels, with map size ``map_size``
+and ``map_groups`` (the paper's ``G``) groups: :mod:`.ref_conv_ops`.
 
 ``weight`` is the frozen basis, a *buffer* under the key ``weight``: a plain
 conv's pretrained ``weight`` loads into it, it never gets a gradient and,
@@ -59,46 +53,16 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.utils import _pair
 
 from mmconvplug.registry import MODELS
-from .base import (FoldableConvMixin, IntOrPair, adopt_plain_conv,
-                   full_precision, plain_conv_geometry)
+from mmconvplug.utils.torch_helpers import full_precision
+from .attributes import IntOrPair
+from .base import FoldableConvMixin
+from .from_conv import adopt_plain_conv, plain_conv_geometry
 from .kernel_cache import KernelCache
+from .ref_conv_ops import refocus_kernel, refocus_map_groups, refocus_map_size
 
-#: The paper's refocusing map size.
-DEFAULT_MAP_SIZE = 3
-
-
-def refocus_kernel(basis: torch.Tensor, refocus_weight: torch.Tensor,
-                   map_groups: int) -> torch.Tensor:
-    """``W_t = W_b + T(W_b)``: refocus a stack of basis kernels.
-
-    Runs with autocast off, in the inputs' dtype.
-
-    Args:
-        basis (Tensor): ``W_b``, shape (C_out, C_in / groups, kh, kw).
-        refocus_weight (Tensor): the map of ``T``, shape
-            (N, N / map_groups, mh, mw) with N = C_out * C_in / groups.
-        map_groups (int): ``G``, the number of groups of ``T``.
-
-    Returns:
-        Tensor: ``W_t``, shaped like ``basis``.
-
-    Example:
-        >>> import torch
-        >>> basis = torch.randn(4, 2, 3, 3)
-        >>> refocus_kernel(basis, torch.zeros(8, 1, 3, 3), 8).equal(basis)
-        True
-    """
-    num_kernels = basis.shape[0] * basis.shape[1]
-    map_h, map_w = refocus_weight.shape[-2:]
-    stack = basis.reshape(1, num_kernels, *basis.shape[-2:])
-    with full_precision():
-        refocused = F.conv2d(stack, refocus_weight, None, 1,
-                             (map_h // 2, map_w // 2), 1, map_groups)
-    return basis + refocused.reshape(basis.shape)
-
+__all__ = ['RefConv', 'refocus_kernel']
 
 @MODELS.register_module()
 class RefConv(FoldableConvMixin, nn.Module):
@@ -160,62 +124,26 @@ class RefConv(FoldableConvMixin, nn.Module):
         super().__init__()
         self._set_conv_attributes(in_channels, out_channels, kernel_size,
                                   stride, padding, dilation, groups)
-        kernel_shape = (out_channels, in_channels // groups,
-                        *self.kernel_size)
+        kernel_shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.refocusing = self.kernel_size != (1, 1)
         self.zero_init_refocus = bool(zero_init_refocus)
+        self.num_kernels = kernel_shape[0] * kernel_shape[1]
         if self.refocusing:
-            self.map_size = self._check_map_size(map_size)
-            self.num_kernels = kernel_shape[0] * kernel_shape[1]
-            self.map_groups = self._check_map_groups(map_groups)
+            self.map_size = refocus_map_size(self.kernel_size, map_size)
+            self.map_groups = refocus_map_groups(self.num_kernels,
+                                                 self.groups, map_groups)
             self.register_buffer('weight', torch.empty(kernel_shape))
             self.refocus_weight = nn.Parameter(
                 torch.empty(self.num_kernels,
                             self.num_kernels // self.map_groups,
                             *self.map_size))
         else:
-            self.map_size = None
-            self.num_kernels = kernel_shape[0] * kernel_shape[1]
-            self.map_groups = None
+            self.map_size = self.map_groups = None
             self.weight = nn.Parameter(torch.empty(kernel_shape))
             self.register_parameter('refocus_weight', None)
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.kernel_cache = KernelCache()
         self.init_weights()
-
-    def _check_map_size(self, map_size: Optional[IntOrPair]) -> Tuple[int,
-                                                                       int]:
-        if map_size is None:
-            return tuple(
-                min(DEFAULT_MAP_SIZE, side if side % 2 else side - 1)
-                for side in self.kernel_size)
-        size = _pair(map_size)
-        for side, kernel_side in zip(size, self.kernel_size):
-            if (isinstance(side, bool) or not isinstance(side, int)
-                    or side < 1 or side % 2 == 0):
-                raise ValueError(
-                    f'RefConv: map_size must be odd positive ints (the map '
-                    f'is applied with same padding), got {map_size!r}.')
-            if side > kernel_side:
-                raise ValueError(
-                    f'RefConv: map_size={size} is larger than '
-                    f'kernel_size={self.kernel_size}; the map would only see '
-                    f'padding there. Use map_size <= the kernel size, or '
-                    f'map_size=None to fit it automatically.')
-        return size
-
-    def _check_map_groups(self, map_groups: Optional[int]) -> int:
-        if map_groups is None:
-            return self.num_kernels // self.groups
-        if (isinstance(map_groups, bool) or not isinstance(map_groups, int)
-                or map_groups < 1 or self.num_kernels % map_groups):
-            raise ValueError(
-                f'RefConv: map_groups must be a positive int dividing the '
-                f'number of basis kernels C_out * C_in / groups = '
-                f'{self.num_kernels}, got {map_groups!r}. Use None for the '
-                f'official default C_in * C_out / groups**2 = '
-                f'{self.num_kernels // self.groups}.')
-        return map_groups
 
     @torch.no_grad()
     def init_weights(self) -> None:

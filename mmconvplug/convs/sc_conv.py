@@ -36,7 +36,9 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
-from .base import IntOrPair, NonFoldableConvMixin
+from ..utils.arg_checks import check_choice, check_int
+from .attributes import IntOrPair
+from .base import NonFoldableConvMixin
 
 
 @MODELS.register_module()
@@ -118,14 +120,9 @@ class SCConv(NonFoldableConvMixin, nn.Module):
                 'dimensions: the calibration convs K2 and K3 must keep the '
                 'input size with symmetric "same" padding. Use an odd kernel '
                 '(e.g. 3) or a plain conv for this layer.')
-        if not isinstance(pooling_r, int) or pooling_r < 1:
-            raise ValueError(
-                f'SCConv: pooling_r must be an int >= 1, got {pooling_r!r}; '
-                'SCNet uses 4.')
-        if padding_mode != 'zeros':
-            raise ValueError(
-                f'SCConv: padding_mode={padding_mode!r} is not supported; '
-                'only "zeros" is.')
+        check_int(pooling_r, 'pooling_r', 'SCConv', low=1,
+                  hint='SCNet uses 4')
+        check_choice(padding_mode, 'padding_mode', 'SCConv', ('zeros', ))
         if norm_cfg is not None and not isinstance(norm_cfg, dict):
             raise ValueError(
                 f'SCConv: norm_cfg must be a dict such as dict(type="BN") or '

@@ -10,11 +10,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from cond_sc_dws_reference import cond_conv_reference
 
 from mmconvplug.benchmarks import layers
-from mmconvplug.benchmarks.baselines import TIMM_COND_CONV, timm_available
+from mmconvplug.benchmarks.baselines import (COND_CONV_PATH_ROWS,
+                                             TIMM_COND_CONV, CondConvPath,
+                                             timm_available)
 from mmconvplug.cli import main as cli_main
+from mmconvplug.convs import CondConv
 from mmconvplug.convs.base import conv_variants
+
+# (in, out, kernel, stride, padding, dilation, groups, bias)
+COND_GEOMETRIES = [
+    (3, 4, 3, 1, 1, 1, 1, True),
+    (4, 6, 3, 2, 2, 2, 2, False),
+    (2, 3, 1, (2, 3), 0, 1, 1, True),
+]
 
 ROW_FIELDS = {
     'shape', 'variant', 'params', 'params_plain', 'train_ms',
@@ -92,3 +103,30 @@ def test_benchmark_tool_dispatches_to_layers(monkeypatch, capsys):
     assert exit_info.value.code == 0
     usage = capsys.readouterr().out
     assert '--shapes' in usage and 'imagenet' in usage
+
+
+@pytest.mark.parametrize('path', CondConvPath.PATHS)
+def test_cond_conv_path_rows_match_the_float64_reference(path):
+    """The baselines (and the layer's two paths) behind ``CondConv-<path>``
+    rows compute CondConv exactly."""
+    for cin, cout, k, s, p, d, g, bias in COND_GEOMETRIES:
+        layer = CondConv(cin, cout, k, stride=s, padding=p, dilation=d,
+                         groups=g, bias=bias, num_experts=3).double()
+        x = torch.randn(3, cin, 7, 5, dtype=torch.float64)
+        expected = cond_conv_reference(
+            x, layer.weight, layer.bias, layer.routing.weight,
+            layer.routing.bias, layer.stride, layer.padding, layer.dilation,
+            layer.groups)
+        out = CondConvPath(layer, path)(x)
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+def test_cond_conv_path_rows_are_measured_when_named():
+    names = ['CondConv-grouped', 'CondConv-unfold', 'CondConv-mix_outputs']
+    assert layers.selected_variants(names, False) == names
+    assert not set(COND_CONV_PATH_ROWS) & set(
+        layers.selected_variants(None, False))
+    shape = layers.QUICK_SHAPES[1]
+    rows = layers.benchmark_shape(shape, names, repeats=1)
+    assert [row['variant'] for row in rows] == names
+    assert all('error' not in row and row['train_ratio'] > 0 for row in rows)

@@ -1,4 +1,4 @@
-"""CondConv: exact against the paper's per-example formula, every strategy."""
+"""CondConv: exact against the paper's per-example formula, both paths."""
 import math
 
 import pytest
@@ -44,8 +44,7 @@ def test_batch_matches_per_example_reference(geometry, strategy):
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize('strategy',
-                         ['unfold', 'per_example', 'mix_outputs', 'grouped'])
+@pytest.mark.parametrize('strategy', ['unfold', 'grouped'])
 def test_gradcheck(strategy):
     layer = CondConv(2, 2, 3, padding=1, groups=2, num_experts=2,
                      strategy=strategy).double()
@@ -70,17 +69,19 @@ def test_auto_strategy_follows_the_rule():
     assert layer.choose_strategy(torch.empty(8, 512, 7, 7)) == 'unfold'
     # 512 channels per 196 positions: the grouped conv
     assert layer.choose_strategy(torch.empty(8, 512, 14, 14)) == 'grouped'
-    # one example: a plain conv
-    assert layer.choose_strategy(torch.empty(1, 512, 7, 7)) == 'per_example'
+    # one example: a plain conv (the grouped path with one example)
+    assert layer.choose_strategy(torch.empty(1, 512, 7, 7)) == 'grouped'
+    # an empty batch: unfold (no conv has zero groups)
+    assert layer.choose_strategy(torch.empty(0, 512, 7, 7)) == 'unfold'
     # depthwise: one output channel per group, never unfold
     depthwise = CondConv(512, 512, 3, padding=1, groups=512)
     assert depthwise.choose_strategy(torch.empty(8, 512, 7, 7)) == 'grouped'
 
 
 def test_trace_replaces_batch_dependent_strategies():
-    """grouped / per_example bake the batch size into a trace; while
-    tracing the layer computes the same with unfold."""
-    for strategy in ('grouped', 'per_example'):
+    """grouped bakes the batch size into a trace; while tracing the layer
+    computes the same with unfold."""
+    for strategy in ('grouped', 'auto'):
         layer = CondConv(4, 6, 3, padding=1, groups=2, num_experts=3,
                          strategy=strategy).eval()
         traced = torch.jit.trace(layer, torch.randn(2, 4, 6, 5),
@@ -93,7 +94,7 @@ def test_trace_replaces_batch_dependent_strategies():
 def test_from_conv_is_exact_and_breaks_expert_symmetry():
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2).double()
     x = torch.randn(3, 4, 9, 6, dtype=torch.float64)
-    for strategy in ('per_example', 'mix_outputs'):
+    for strategy in ('grouped', 'unfold'):
         layer = CondConv.from_conv(conv, num_experts=4, strategy=strategy)
         torch.testing.assert_close(layer(x), conv(x), rtol=0, atol=1e-12)
         # routing starts uniform (1/2) and experts differ (jitter).
@@ -128,6 +129,8 @@ def test_initialisation_like_conv2d_and_respected_by_conv_module():
 @pytest.mark.parametrize('kwargs, match', [
     (dict(num_experts=0), 'num_experts'),
     (dict(strategy='fastest'), 'strategy'),
+    (dict(strategy='per_example'), "removed; pass 'grouped'"),
+    (dict(strategy='mix_outputs'), "removed; pass 'auto'"),
     (dict(padding_mode='reflect'), 'padding_mode'),
     (dict(padding='same'), 'padding'),
     (dict(groups=3), 'groups'),
@@ -147,3 +150,25 @@ def test_conv_cfg_of_openmmlab_models(model_name):
     grads = [m.weight.grad for m in model.modules()
              if isinstance(m, CondConv)]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_each_path_matches_the_float64_reference():
+    """The two top-level paths, called directly, against the formula."""
+    from mmconvplug.convs.cond_conv import cond_conv_grouped, cond_conv_unfold
+    for cin, cout, k, s, p, d, g, bias in GEOMETRIES:
+        layer = CondConv(cin, cout, k, stride=s, padding=p, dilation=d,
+                         groups=g, bias=bias, num_experts=3).double()
+        x = torch.randn(4, cin, 6, 7, dtype=torch.float64)
+        kernels, biases = layer.mixed_kernels(layer.routing_weights(x))
+        expected = reference(layer, x)
+        for path in (cond_conv_grouped, cond_conv_unfold):
+            out = path(x, kernels, biases, layer.stride, layer.padding,
+                       layer.dilation, layer.groups)
+            torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+def test_a_removed_strategy_set_after_construction_raises():
+    layer = CondConv(4, 4, 3, padding=1)
+    layer.strategy = 'per_example'
+    with pytest.raises(ValueError, match="removed; pass 'grouped'"):
+        layer(torch.randn(2, 4, 5, 5))

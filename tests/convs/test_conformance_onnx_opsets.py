@@ -4,10 +4,8 @@ mmdeploy exports at opset 11 by default. Each variant is exported with the
 TorchScript exporter (``dynamo=False``, as
 :mod:`mmconvplug.deploy.onnx_export` does) at opset 11 and at the newest
 opset the installed torch supports, and onnxruntime's output is checked
-against eager at other batch sizes; one variant (CondConv
-``mix_outputs``, whose mixing once was an ``einsum``) is checked at every
-opset in between. Outside that range the exporter refuses, naming the
-opset needed.
+against eager at other batch sizes. Outside that range the exporter
+refuses, naming the opset needed.
 See ``docs/conformance.md``.
 """
 import pytest
@@ -50,13 +48,6 @@ def test_every_cond_conv_strategy_exports_at_opset_11(strategy):
     layer.strategy = strategy
     graph = check_exports_and_matches(layer, MIN_ONNX_OPSET)
     assert 'Einsum' not in {node.op_type for node in graph.graph.node}
-
-
-def test_cond_conv_mix_outputs_exports_at_every_opset():
-    layer = build('CondConv').eval()
-    layer.strategy = 'mix_outputs'
-    for opset in range(MIN_ONNX_OPSET, newest_onnx_opset() + 1):
-        check_exports_and_matches(layer, opset)
 
 
 @pytest.mark.parametrize('name', VARIANTS)

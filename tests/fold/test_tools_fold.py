@@ -79,8 +79,7 @@ def test_folded_ssd300_loads_into_stock_voc_ssd300(tmp_path, capsys,
     conv_cfg = dict(type=variant)
 
     def with_variant(model):
-        model['backbone'] = dict(model['backbone'], type='SSDVGGConvCfg',
-                                 conv_cfg=conv_cfg)
+        model['backbone'] = dict(model['backbone'], conv_swap=conv_cfg)
         model['neck']['conv_cfg'] = conv_cfg  # SSDNeck extra layers
         return model
 

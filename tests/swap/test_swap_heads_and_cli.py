@@ -1,7 +1,6 @@
 """Head predictors are swapped when asked; `python -m mmconvplug swap`."""
 import copy
 
-import pytest
 from swap_test_utils import REPO, build, load
 
 from mmconvplug.cli import main
@@ -95,27 +94,6 @@ def test_cli_lists_the_convs_of_a_config_without_a_swap(capsys):
 def test_cli_without_a_swap_says_how_to_add_one(capsys):
     assert main(['swap', f'{REPO}/configs/{SSD}']) == 2
     assert 'no conv_swap block' in capsys.readouterr().err
-
-
-@pytest.mark.parametrize('variant', ['DOConv', 'RefConv'])
-def test_old_ssdvgg_convcfg_configs_deploy_to_the_stock_ssdvgg(variant):
-    """The deprecated alias still folds into mmdet's SSDVGG."""
-    from mmconvplug.convs.base import conv_variants
-    from mmconvplug.fold import fold_model
-    from mmconvplug.fold.deploy_config import make_deploy_config
-    cfg = load('mmdet::pascal_voc/ssd300_voc0712.py')
-    cfg.custom_imports = dict(imports=['mmconvplug'])
-    cfg.model.backbone = dict(cfg.model.backbone, type='SSDVGGConvCfg',
-                              conv_cfg=dict(type=variant), init_cfg=None)
-    model = build(cfg)
-    folded, report = fold_model(model, return_report=True,
-                                plain_conv_only=True)
-    deploy = make_deploy_config(cfg, report, conv_variants())
-    assert deploy.model.backbone.type == 'SSDVGG'
-    assert 'conv_cfg' not in deploy.model.backbone
-    assert 'conv_swap' not in deploy.model.backbone
-    assert 'custom_imports' not in deploy
-    build(deploy).load_state_dict(folded.state_dict(), strict=True)
 
 
 def test_dict_configdict_and_config_objects_all_swap():

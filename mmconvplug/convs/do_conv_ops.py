@@ -1,0 +1,108 @@
+"""DO-Conv's kernel composition: ``kernel = D o W``, batched over input
+channels, with a hand-written backward (:mod:`mmconvplug.convs.do_conv`).
+
+``kernel[o, c, s] = sum_d D[c_in(o, c), s, d] * W[o, c, d]``, where
+``c_in(o, c)`` is the input channel that slot ``c`` of output ``o`` reads.
+"""
+import torch
+from torch.autograd.function import once_differentiable
+
+from mmconvplug.utils.torch_helpers import full_precision, is_exporting
+
+
+def _by_input(tensor: torch.Tensor, groups: int) -> torch.Tensor:
+    """(C_out, C_in/groups, width) -> (C_in, width, C_out/groups).
+
+    A strided view (no copy) for groups == 1 and for depthwise kernels with
+    one output per input; ``bmm`` reads such views in place.
+    """
+    out_channels, channels_per_group, width = tensor.shape
+    return tensor.reshape(groups, out_channels // groups, channels_per_group,
+                          width).permute(0, 2, 3, 1).reshape(
+                              groups * channels_per_group, width,
+                              out_channels // groups)
+
+
+def _to_conv_layout(by_input: torch.Tensor, groups: int) -> torch.Tensor:
+    """(C_in, width, C_out/groups) -> (C_out, C_in/groups, width).
+
+    Two copies that each keep the innermost axis contiguous, which ran
+    faster than one cache-hostile transpose.
+    """
+    in_channels, width, outs_per_group = by_input.shape
+    channels_per_group = in_channels // groups
+    tensor = by_input.transpose(1, 2).contiguous().view(
+        groups, channels_per_group, outs_per_group, width)
+    return tensor.transpose(1, 2).contiguous().view(
+        groups * outs_per_group, channels_per_group, width)
+
+
+class _ComposeOverParameterisedKernel(torch.autograd.Function):
+    """``kernel[o, c, s] = sum_d D[c_in(o, c), s, d] * W[o, c, d]``.
+
+    Per input channel, (k*k x D_mul) @ (D_mul x C_out/groups), batched over
+    input channels: the long side last (this orientation ran fastest of
+    those tried on CPU/MKL), ``W`` and the incoming gradient read in place
+    through strided views, so the only layout copies are the two that put
+    the kernel (forward) and ``W``'s gradient (backward) into the conv
+    layout. The backward is written out (one ``bmm`` per gradient) rather
+    than left to autograd's chain of views and copies.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, depthwise: torch.Tensor,
+                groups: int) -> torch.Tensor:
+        ctx.save_for_backward(weight, depthwise)
+        ctx.groups = groups
+        kernel_by_input = torch.bmm(depthwise, _by_input(weight, groups))
+        return _to_conv_layout(kernel_by_input, groups)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_kernel: torch.Tensor):
+        weight, depthwise = ctx.saved_tensors
+        groups = ctx.groups
+        grad_by_input = _by_input(grad_kernel, groups)  # (C_in, k*k, C_out/g)
+        grad_weight = grad_depthwise = None
+        if ctx.needs_input_grad[0]:
+            grad_weight = _to_conv_layout(
+                torch.bmm(depthwise.transpose(1, 2), grad_by_input), groups)
+        if ctx.needs_input_grad[1]:
+            grad_depthwise = torch.bmm(
+                grad_by_input, _by_input(weight, groups).transpose(1, 2))
+        return grad_weight, grad_depthwise, None
+
+
+def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
+                      groups: int) -> torch.Tensor:
+    """Compose DO-Conv's kernel from ``W`` and ``D`` (functional form).
+
+    Runs with autocast off, in the inputs' common dtype; while tracing or
+    exporting to ONNX it records the same computation as plain tensor ops
+    (``bmm``, ``reshape``, ``permute``: ONNX ``MatMul``, ``Reshape``,
+    ``Transpose``, all in opset 11) instead of the custom autograd function.
+
+    Args:
+        weight (Tensor): ``W``, shape (C_out, C_in / groups, D_mul).
+        depthwise (Tensor): ``D``, shape (C_in, k*k, D_mul), one matrix per
+            input channel.
+        groups (int): the conv's ``groups``.
+
+    Returns:
+        Tensor: the kernel, shape (C_out, C_in / groups, k*k).
+
+    Example:
+        >>> import torch
+        >>> W, D = torch.randn(16, 8, 9), torch.randn(8, 9, 9)
+        >>> compose_do_kernel(W, D, groups=1).shape
+        torch.Size([16, 8, 9])
+    """
+    dtype = torch.promote_types(weight.dtype, depthwise.dtype)
+    weight, depthwise = weight.to(dtype), depthwise.to(dtype)
+    with full_precision():
+        if is_exporting():
+            # The autograd function's forward, recorded op by op.
+            return _to_conv_layout(
+                torch.bmm(depthwise, _by_input(weight, groups)), groups)
+        return _ComposeOverParameterisedKernel.apply(weight, depthwise,
+                                                     groups)
