@@ -6,8 +6,8 @@ from mmconvplug.benchmarks.models import stock_config, variant_config
 
 def test_variant_config_puts_the_variant_wherever_conv_cfg_is_taken():
     ssd = variant_config(stock_config('ssd300'), 'DOConv', 'mmdet').model
-    assert ssd.backbone.type == 'SSDVGGConvCfg'  # mmdet's SSDVGG ignores it
-    assert ssd.backbone.conv_cfg == dict(type='DOConv')
+    assert ssd.backbone.type == 'SSDVGG'  # hard-codes nn.Conv2d: a swap
+    assert ssd.backbone.conv_swap == dict(type='DOConv')
     assert ssd.neck.conv_cfg == dict(type='DOConv')
 
     mask_rcnn = variant_config(stock_config('mask_rcnn'), 'DOConv',

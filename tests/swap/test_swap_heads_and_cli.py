@@ -102,7 +102,7 @@ def test_old_ssdvgg_convcfg_configs_deploy_to_the_stock_ssdvgg(variant):
     """The deprecated alias still folds into mmdet's SSDVGG."""
     from mmconvplug.convs.base import conv_variants
     from mmconvplug.fold import fold_model
-    from mmconvplug.fold.deploy_config import make_deploy_config
+    from mmconvplug.apis import make_deploy_config
     cfg = load('mmdet::pascal_voc/ssd300_voc0712.py')
     cfg.custom_imports = dict(imports=['mmconvplug'])
     cfg.model.backbone = dict(cfg.model.backbone, type='SSDVGGConvCfg',
@@ -136,5 +136,6 @@ def test_dict_configdict_and_config_objects_all_swap():
 def test_info_says_where_conv_swap_is_honoured():
     import mmseg.registry  # noqa: F401  (created after the hook: inherits)
     from mmconvplug.cli.info import info_lines
-    (line, ) = [x for x in info_lines() if x.startswith('conv_swap')]
+    (line, ) = [x for x in info_lines()
+                if x.startswith('upstream') and 'conv_swap_build_hook' in x]
     assert 'mmdet' in line and 'mmengine' in line and 'mmseg' in line
