@@ -3,9 +3,15 @@
 Importing the package (``custom_imports=dict(imports=['mmconvplug'])`` in a
 config) registers every conv type, backbone, head, dataset, metric and hook in
 mmengine's root registries, so the mmdet and mmseg scopes both find them,
-makes ``MODELS.build`` honour a model config's ``conv_swap`` block
-(:mod:`mmconvplug.swap`), and applies the compatibility fixes in
-:mod:`mmconvplug.compat`.
+and makes the import-time changes of upstream behaviour listed in
+:data:`mmconvplug.compat.UPSTREAM_CHANGES` (``mmconvplug info`` shows
+them): the compatibility fixes, the optimizer-constructor extension,
+``MODELS.build`` honouring a model config's ``conv_swap`` block
+(:mod:`mmconvplug.swap`) and the key-checked ``Pretrained`` initializer
+(:mod:`mmconvplug.engine`).
+
+Config -> model -> checkpoint (``init_model``, state dicts, the fold and
+test entry points) is :mod:`mmconvplug.apis`.
 """
 from .version import __version__
 from .utils.mmcv_ops import require_mmcv_ops
@@ -13,11 +19,16 @@ from .utils.mmcv_ops import require_mmcv_ops
 require_mmcv_ops()  # mmcv's compiled ops, built for this torch: else say so
 from . import compat  # noqa: F401  (first: fixes upstream before use)
 from . import convs  # noqa: F401
+from . import registry
+
+# The layers between the registries and the variants ask the contract
+# through the registry (mmconvplug.registry.is_conv_variant).
+registry.set_conv_variant_query(convs.is_conv_variant)
 from . import backbones  # noqa: F401
 from . import engine  # noqa: F401
 from . import keypoint  # noqa: F401
 from . import swap  # noqa: F401  (MODELS.build honours a model's conv_swap)
-from . import utils  # noqa: F401  (checkpoint IO, config checks)
+from . import utils  # noqa: F401  (checkpoint IO, the config walker)
 from .fold import fold_model, verify_fold
 
 __all__ = ['__version__', 'fold_model', 'verify_fold']

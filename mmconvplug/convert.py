@@ -32,6 +32,7 @@ from torch import nn
 from .convs.base import conv_variants
 from .utils.checkpoint_io import plain_checkpoint, to_plain_data
 from .utils.checkpoint_layout import CheckpointLayout, read_checkpoint_layout
+from .utils.removed import removed_names
 
 
 class _ConvertibleVariants(Mapping):
@@ -231,21 +232,6 @@ def convert_state_dict(
     return new_state, converted
 
 
-def split_checkpoint(checkpoint: dict) -> Tuple[StateDict, Optional[str]]:
-    """The state dict inside a checkpoint (DDP ``module.`` prefix stripped)
-    and the key holding it (or None for a bare state dict).
-
-    Raises:
-        ValueError: see :func:`~mmconvplug.utils.checkpoint_layout.
-            read_checkpoint_layout`.
-    """
-    try:
-        state_dict, layout = read_checkpoint_layout(checkpoint)
-    except ValueError as error:
-        raise ValueError(f'convert: {error}') from None
-    return state_dict, layout.holder
-
-
 #: Top-level entries of a training checkpoint that describe the run of the
 #: *plain* model (optimizer moments, schedules, logs, EMA copies): never
 #: carried into a converted checkpoint, whose tensors differ.
@@ -376,3 +362,9 @@ def convert_checkpoint(checkpoint,
                 out[key] = to_plain_data(value)[0]
                 kept.append(key)
     return ConvertedCheckpoint(out, layout, converted, kept, dropped)
+
+
+__getattr__ = removed_names(__name__, {
+    'split_checkpoint': 'use mmconvplug.apis.read_state_dict (a file or a '
+    'loaded checkpoint: .state_dict, .layout.holder), the one reader',
+})

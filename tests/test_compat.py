@@ -308,3 +308,92 @@ def test_fix_is_a_no_op_outside_its_range():
                          lambda: calls.append(1))
     assert inside.install() is True and calls == [1]
 
+
+
+# --- every import-time change, in one list ------------------------------
+
+#: The changes made outside this package's fix modules (higher layers).
+CHANGES_ELSEWHERE = {
+    'conv_swap_build_hook': 'mmconvplug/swap/build_hook.py',
+    'pretrained_key_check': 'mmconvplug/engine/pretrained_init.py',
+}
+_UPSTREAM = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'torch')
+
+
+def test_every_import_time_change_is_in_one_list():
+    """After ``import mmconvplug``: the compat modules' changes and the two
+    of the higher layers, each with its reason, range and upstream link;
+    ``mmconvplug info`` prints this list."""
+    from mmconvplug.compat import UPSTREAM_CHANGES, APPLIED
+    from mmconvplug.compat.upstream import KINDS
+    expected = set(upstream_fixes()) | set(CHANGES_ELSEWHERE)
+    assert set(UPSTREAM_CHANGES) == expected
+    kinds = {name: change.kind for name, change in UPSTREAM_CHANGES.items()}
+    assert kinds['optim_conv_variants'] == 'extension'
+    assert kinds['conv_swap_build_hook'] == 'extension'
+    assert kinds['pretrained_key_check'] == 'replacement'
+    for name, change in UPSTREAM_CHANGES.items():
+        assert change.kind in KINDS
+        assert change.summary and change.versions and callable(change.apply)
+        assert change.issue.startswith('https://github.com/'), name
+        assert APPLIED[name], name  # the pinned stack needs every one
+
+
+def _patches(path):
+    """Lines of ``path`` that change upstream objects: an attribute set on
+    a name imported from an upstream package, a ``force=True``
+    registration."""
+    import ast
+    tree = ast.parse(open(path).read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and not node.level and \
+                node.module.split('.')[0] in _UPSTREAM:
+            names.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update((a.asname or a.name).split('.')[0]
+                         for a in node.names
+                         if a.name.split('.')[0] in _UPSTREAM)
+
+    def root(expr):
+        while isinstance(expr, ast.Attribute):
+            expr = expr.value
+        return getattr(expr, 'id', None)
+
+    lines = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, (ast.AugAssign,
+                                               ast.AnnAssign)) else [])
+        if any(isinstance(t, ast.Attribute) and root(t) in names
+               for t in targets):
+            lines.append(node.lineno)
+        if isinstance(node, ast.Call) and any(
+                k.arg == 'force' and getattr(k.value, 'value', None) is True
+                for k in node.keywords):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_patches_upstream_outside_the_list():
+    """A module that sets attributes of upstream objects, or registers over
+    an upstream name, declares its change (``FIX`` / ``CHANGE``), and the
+    change is in the one list."""
+    import mmconvplug
+    from mmconvplug.compat import UPSTREAM_CHANGES
+    root = os.path.dirname(mmconvplug.__file__)
+    declared = {os.path.join(os.path.dirname(root), path)
+                for path in CHANGES_ELSEWHERE.values()}
+    declared |= {module.__file__ for module in fix_modules()}
+    offenders = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name.endswith('.py') and _patches(path) and \
+                    os.path.realpath(path) not in {
+                        os.path.realpath(p) for p in declared}:
+                offenders.append(f'{path}:{_patches(path)}')
+    assert not offenders, (
+        'these change upstream behaviour at import without an entry in '
+        'mmconvplug.compat.UPSTREAM_CHANGES: ' + ', '.join(offenders))
+    assert set(CHANGES_ELSEWHERE) <= set(UPSTREAM_CHANGES)

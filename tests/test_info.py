@@ -7,7 +7,7 @@ import mmdet
 import torch
 
 from mmconvplug.cli.info import registered_by_mmconvplug
-from mmconvplug.compat import fix_modules
+from mmconvplug.compat import upstream_changes
 from mmconvplug.configs_path import configs_root
 
 
@@ -24,11 +24,10 @@ def test_info_reports_versions_ops_and_registered_types():
         assert conv_type in lines['MODELS'].split(', ')
     assert 'FoldHook' in lines['HOOKS'].split(', ')
     assert lines['configs'] == configs_root()
-    compat = [line[12:] for line in out.splitlines()
-              if line.startswith('compat ')]
-    for module in fix_modules():
-        name = module.__name__.rsplit('.', 1)[1]
-        assert any(line.startswith(name) for line in compat), (name, compat)
+    changes = [line[12:] for line in out.splitlines()
+               if line.startswith('upstream ')]
+    for name in upstream_changes():
+        assert any(line.startswith(name) for line in changes), (name, changes)
 
 
 def test_registered_names_do_not_shadow_upstream():

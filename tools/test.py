@@ -10,8 +10,9 @@ config's ``default_scope`` picks the library. By default a ``FoldHook`` is
 added to ``custom_hooks`` (unless the config has one): the model under test
 is folded and its outputs checked on the first batch. ``--no-fold`` tests
 the model as trained; ``--compare`` runs both and prints the metrics side by
-side. A ``CheckpointGuardHook`` refuses a folded checkpoint with the
-training config (or the reverse) instead of testing random weights.
+side. A ``CheckpointFitHook`` (unless the config has one) refuses a folded
+checkpoint with the training config (or the reverse) instead of testing
+random weights, and names what a partial checkpoint leaves unfilled.
 
 ``--out``: mmdet: a ``.pkl`` of the predictions (``DumpDetResults``);
 mmseg: a directory for the predicted maps. ``--show-dir``: painted results.

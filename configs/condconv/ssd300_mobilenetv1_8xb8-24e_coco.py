@@ -38,4 +38,4 @@ model = dict(
 # variants' own new tensors) or checkpoint tensors unused (other than the
 # ImageNet classifier).
 default_hooks = dict(
-    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))
+    checkpoint_fit=dict(type='CheckpointFitHook', strict=True))

@@ -17,4 +17,4 @@ model = dict(conv_swap=dict(type='DOConv', min_kernel_size=2))
 # variants' own new tensors) or checkpoint tensors unused (other than the
 # ImageNet classifier).
 default_hooks = dict(
-    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))
+    checkpoint_fit=dict(type='CheckpointFitHook', strict=True))

@@ -18,4 +18,4 @@ model = dict(backbone=dict(conv_swap=dict(type='DOConv')))
 # variants' own new tensors) or checkpoint tensors unused (other than the
 # ImageNet classifier).
 default_hooks = dict(
-    checkpoint_keys=dict(type='CheckpointKeysHook', strict=True))
+    checkpoint_fit=dict(type='CheckpointFitHook', strict=True))

@@ -1,10 +1,13 @@
 """Testing an mmdet / mmseg checkpoint, folded by default (``tools/test.py``).
 
-The config's ``default_scope`` picks the library. :func:`with_test_hooks`
-adds a :class:`~mmconvplug.engine.hooks.FoldHook` (unless the config has one)
-so the model under test is folded and its outputs checked on the first
-batch, and a ``CheckpointGuardHook`` that refuses a folded checkpoint with
-the training config (or the reverse) instead of testing random weights.
+The config's scope (:func:`~mmconvplug.apis.config.config_scope`) picks
+the library. :func:`with_test_hooks` adds a
+:class:`~mmconvplug.engine.hooks.FoldHook` (unless the config has one) so
+the model under test is folded and its outputs checked on the first batch,
+and a ``CheckpointFitHook`` (unless the config has one) that refuses a
+folded checkpoint with the training config (or the reverse) instead of
+testing random weights, and names every tensor the checkpoint leaves
+unfilled.
 """
 import copy
 import os.path as osp
@@ -16,18 +19,21 @@ from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
 from mmconvplug.analysis import format_table
+from mmconvplug.fold import DEFAULT_FOLD_TOLERANCE
+
+from .config import add_checkpoint_fit_hook, config_scope, load_config
 
 #: Libraries whose models ``tools/test.py`` tests.
 SCOPES = ('mmdet', 'mmseg')
 
 
-def config_scope(cfg: Config) -> str:
-    """The config's ``default_scope``.
+def scope_under_test(cfg: Config) -> str:
+    """The config's scope (:func:`~mmconvplug.apis.config.config_scope`).
 
     Raises:
         ValueError: it is not one of :data:`SCOPES`.
     """
-    scope = cfg.get('default_scope')
+    scope = config_scope(cfg)
     if scope not in SCOPES:
         raise ValueError(
             f'default_scope={scope!r} in the config: tools/test.py tests '
@@ -89,40 +95,36 @@ def load_test_config(config: str,
     if not osp.isfile(checkpoint):
         raise ValueError(f'checkpoint={checkpoint!r} does not exist: pass '
                          'the path of a .pth file.')
-    cfg = Config.fromfile(config)
+    cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     cfg.load_from = checkpoint
-    _set_outputs(cfg, out, show_dir, config_scope(cfg))
+    _set_outputs(cfg, out, show_dir, scope_under_test(cfg))
     return cfg
 
 
 def with_test_hooks(cfg: Config, fold: bool, fuse_bn: bool = False,
-                    tolerance: float = 1e-3) -> Config:
-    """A copy of ``cfg`` with the checkpoint guard and (un)folding set."""
+                    tolerance: float = DEFAULT_FOLD_TOLERANCE) -> Config:
+    """A copy of ``cfg`` with the checkpoint-fit check and (un)folding set."""
     cfg = copy.deepcopy(cfg)
-    hooks = [h for h in cfg.get('custom_hooks') or []
-             if h.get('type') != 'CheckpointGuardHook']
+    hooks = list(cfg.get('custom_hooks') or [])
     has_fold_hook = any(h.get('type') == 'FoldHook' for h in hooks)
     if not fold:
         hooks = [h for h in hooks if h.get('type') != 'FoldHook']
     elif not has_fold_hook:
         hooks.append(dict(type='FoldHook', fuse_bn=fuse_bn,
                           tolerance=tolerance))
-    hooks.append(dict(type='CheckpointGuardHook'))
     cfg.custom_hooks = hooks
-    return cfg
+    return add_checkpoint_fit_hook(cfg)
 
 
 def run_test(cfg: Config, out: Optional[str] = None) -> Dict[str, float]:
     """Build a Runner from ``cfg`` in its scope and return its test metrics."""
-    scope = config_scope(cfg)
+    scope = scope_under_test(cfg)
     __import__(scope)
     init_default_scope(scope)
     runner = (Runner.from_cfg(cfg)
@@ -136,7 +138,7 @@ def run_test(cfg: Config, out: Optional[str] = None) -> Dict[str, float]:
 
 def test_unfolded_and_folded(cfg: Config,
                              fuse_bn: bool = False,
-                             tolerance: float = 1e-3,
+                             tolerance: float = DEFAULT_FOLD_TOLERANCE,
                              out: Optional[str] = None) -> Dict[str, dict]:
     """Test as trained, then folded; ``{'unfolded': metrics, 'folded':
     metrics}``. Each run has its own work dir (and ``out``) under a name."""
@@ -146,7 +148,7 @@ def test_unfolded_and_folded(cfg: Config,
         run_cfg = with_test_hooks(cfg, fold, fuse_bn, tolerance)
         run_cfg.work_dir = osp.join(cfg.work_dir, name)
         run_cfg.experiment_name = f'{name}_{stamp}'
-        if out and config_scope(cfg) == 'mmseg':
+        if out and scope_under_test(cfg) == 'mmseg':
             run_cfg.test_evaluator['output_dir'] = osp.join(out, name)
         run_out = None if not out else '{}_{}{}'.format(
             osp.splitext(out)[0], name, osp.splitext(out)[1])

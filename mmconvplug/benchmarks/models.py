@@ -4,8 +4,9 @@
         [--models ssd300 mask_rcnn deeplabv3plus] [--iters N] [--json OUT]
 
 For SSD300, Mask R-CNN R50-FPN and DeepLabv3+ R50 (the stock mmdet / mmseg
-configs), every conv that honours ``conv_cfg`` is built as ``--variant``
-(SSD's VGG, which ignores ``conv_cfg``, through a ``conv_swap``). We report
+configs), every conv that honours ``conv_cfg`` is built as ``--variant``,
+and SSD's VGG (mmdet's ``SSDVGG`` hard-codes ``nn.Conv2d``) through a
+``conv_swap`` of that variant. We report
 
 * parameters and FLOPs (mmengine ``FlopAnalyzer``, multiply-adds, of the
   raw ``mode='tensor'`` eval forward) of the trained-form model and of its
@@ -24,19 +25,24 @@ fewer timing rounds. The table is printed; ``--json`` writes the figures.
 import copy
 import functools
 import inspect
-import os.path as osp
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS
 
 from mmconvplug.analysis import (TensorModeForward, count_flops,
                                  count_parameters, default_data_samples,
                                  format_table, interleaved_medians)
+from mmconvplug.apis import config_scope, init_model, load_config, map_config
 from mmconvplug.convs.base import conv_variants
+from mmconvplug.swap import CONV_SWAP_KEY
 from mmconvplug.fold import fold_model, verify_fold
 from mmconvplug.fold.fold_model import preserved_rng_state
+
+#: Stock types that hard-code ``nn.Conv2d`` (no ``conv_cfg``): their convs
+#: become the variant through a ``conv_swap`` block instead.
+CONV_SWAP_TYPES = frozenset({'SSDVGG'})
 
 #: name -> (scope, stock config under <lib>/.mim/configs, input H W,
 #: quick input H W). SSD300's anchors need its 300x300 input.
@@ -52,15 +58,7 @@ MODEL_SPECS = {
 def stock_config(name: str) -> Config:
     """The stock mmdet / mmseg config of a benchmark model."""
     scope, relative, _, _ = MODEL_SPECS[name]
-    library = __import__(scope)
-    path = osp.join(osp.dirname(library.__file__), '.mim', 'configs',
-                    relative)
-    return Config.fromfile(path)
-
-
-#: Stock types whose convs ``conv_cfg`` cannot reach (mmdet's ``SSDVGG``
-#: hard-codes ``nn.Conv2d``): they get a ``conv_swap`` of the variant.
-CONV_SWAP_TYPES = ('SSDVGG', )
+    return load_config(f'{scope}::{relative}')
 
 
 def _takes_conv_cfg(type_name: Any, scope: str) -> bool:
@@ -74,35 +72,29 @@ def _takes_conv_cfg(type_name: Any, scope: str) -> bool:
         for base in getattr(cls, '__mro__', ()) if '__init__' in vars(base))
 
 
-def _with_variant(node: Any, conv_cfg: dict, scope: str) -> Any:
-    """Copy of a model config with every conv_cfg-taking part on conv_cfg."""
-    if isinstance(node, list):
-        return [_with_variant(v, conv_cfg, scope) for v in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _with_variant(v, conv_cfg, scope) for k, v in node.items()}
-    if node.get('type') in CONV_SWAP_TYPES:
-        node['conv_swap'] = dict(conv_cfg)
-    elif 'conv_cfg' in node or _takes_conv_cfg(node.get('type'), scope):
-        node['conv_cfg'] = dict(conv_cfg)
-    return node
-
-
-def variant_config(stock: Config, variant: str, scope: str) -> Config:
-    """The stock config with its convs built as ``variant``."""
+def variant_config(stock: Config, variant: str,
+                   scope: Optional[str] = None) -> Config:
+    """The stock config with every conv_cfg-taking part of its model on
+    ``conv_cfg=dict(type=variant)`` and every part of
+    :data:`CONV_SWAP_TYPES` on ``conv_swap=dict(type=variant)``; types are
+    looked up in ``scope`` (default: the config's,
+    :func:`~mmconvplug.apis.config_scope`)."""
     if variant not in conv_variants():
         raise ValueError(
             f'--variant {variant!r} is not a registered mmconvplug conv '
             f'variant; choose one of {sorted(conv_variants())}.')
+    scope = scope or config_scope(stock)
+
+    def with_variant(node: dict) -> dict:
+        if node.get('type') in CONV_SWAP_TYPES:
+            node[CONV_SWAP_KEY] = dict(type=variant)
+        elif 'conv_cfg' in node or _takes_conv_cfg(node.get('type'), scope):
+            node['conv_cfg'] = dict(type=variant)
+        return node
+
     cfg = copy.deepcopy(stock)
-    cfg.model = _with_variant(cfg.model.to_dict(), dict(type=variant),
-                              scope)
+    cfg.model = map_config(cfg.model.to_dict(), with_variant)
     return cfg
-
-
-def build(cfg: Config, scope: str) -> torch.nn.Module:
-    init_default_scope(scope)
-    return MODELS.build(copy.deepcopy(cfg.model)).eval()
 
 
 def benchmark_model(name: str, variant: str, quick: bool,
@@ -113,7 +105,7 @@ def benchmark_model(name: str, variant: str, quick: bool,
     stock_cfg = stock_config(name)
     with preserved_rng_state():
         torch.manual_seed(0)
-        trained = build(variant_config(stock_cfg, variant, scope), scope)
+        trained = init_model(variant_config(stock_cfg, variant, scope))
         # A fresh variant is often an exact identity re-parameterisation
         # (DOConv's D starts at I): move every weight a little, as training
         # would, so the fold error below is measured on non-trivial weights.
@@ -121,7 +113,7 @@ def benchmark_model(name: str, variant: str, quick: bool,
             for parameter in trained.parameters():
                 parameter.add_(torch.randn_like(parameter) * 0.01)
         folded, report = fold_model(trained, return_report=True)
-        stock = build(stock_cfg, scope)
+        stock = init_model(stock_cfg)
     stock.load_state_dict(folded.state_dict(), strict=True)
     inputs = torch.randn(1, 3, height, width,
                          generator=torch.Generator().manual_seed(0))

@@ -39,21 +39,18 @@ Other variants are placed by ``conv_cfg`` in every part that takes one
 """
 import copy
 import logging
-import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
 from mmconvplug.analysis import (count_parameters, format_table,
                                  interleaved_medians, peak_memory_bytes)
 from mmconvplug.analysis.memory import rss_peak_supported
-from mmconvplug.configs_path import config_file
+from mmconvplug.apis import init_model, load_config, map_config
 from mmconvplug.convs.base import is_conv_variant
 
 from .models import variant_config
@@ -102,29 +99,7 @@ MODEL_SPECS = {
 }
 
 
-def load_config(path: str) -> Config:
-    """A ``<scope>::path`` config: ``mmdet::`` / ``mmseg::`` (the
-    library's packaged configs) or ``mmconvplug::`` (ours); any other path
-    is a file."""
-    if '::' in path:
-        scope, relative = path.split('::', 1)
-        if scope == 'mmconvplug':
-            path = config_file(relative)
-        else:
-            library = __import__(scope)
-            path = osp.join(osp.dirname(library.__file__), '.mim',
-                            'configs', relative)
-    return Config.fromfile(path)
-
-
-def without_pretrained(node: Any) -> Any:
-    """A copy of a model config with every ``Pretrained`` init (and
-    ``pretrained=``) removed: random init, nothing downloaded."""
-    if isinstance(node, list):
-        return [without_pretrained(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: without_pretrained(v) for k, v in node.items()}
+def _drop_pretrained(node: dict) -> dict:
     init = node.get('init_cfg')
     inits = init if isinstance(init, list) else [init]
     if any(isinstance(i, dict) and i.get('type') == 'Pretrained'
@@ -135,21 +110,29 @@ def without_pretrained(node: Any) -> Any:
     return node
 
 
-def build_model(cfg: Config, scope: str, seed: int = 0) -> nn.Module:
-    """The config's model with random weights initialised as the Runner
-    does (``Pretrained`` inits dropped), SyncBN reverted to BN (one
-    process, as the Runner does outside DDP)."""
-    init_default_scope(scope)
+def without_pretrained(node: Any) -> Any:
+    """A copy of a model config with every ``Pretrained`` init (and
+    ``pretrained=``) removed: random init, nothing downloaded."""
+    return map_config(node, _drop_pretrained)
+
+
+def build_model(cfg: Config, seed: int = 0) -> nn.Module:
+    """The config's model (:func:`~mmconvplug.apis.init_model`: built in
+    its scope, SyncBN reverted to BN, as the Runner does outside DDP) with
+    random weights initialised as the Runner does (``Pretrained`` inits
+    dropped), in train mode."""
+    cfg = copy.deepcopy(cfg)
+    cfg.model = without_pretrained(cfg.model.to_dict())
     torch.manual_seed(seed)
-    model = MODELS.build(ConfigDict(without_pretrained(cfg.model.to_dict())))
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # init_weights logs every tensor
     try:
-        model.init_weights()
+        model = init_model(cfg, init_weights=True)
     finally:
         logger.setLevel(level)
-    return revert_sync_batchnorm(model)
+    model.train()
+    return model
 
 
 def variant_from_plain(plain: nn.Module, placed: nn.Module) -> nn.Module:
@@ -290,14 +273,14 @@ def benchmark_model(name: str,
     if 'size' in plain_cfg.model.get('data_preprocessor', {}):
         # mmseg pads every batch to the config's crop size: pad to ours.
         plain_cfg.model.data_preprocessor['size'] = size
-    plain = build_model(plain_cfg, spec.scope).to(device)
+    plain = build_model(plain_cfg).to(device)
     models = {'plain': plain}
     for variant in variants:
         if variant in spec.variant_configs:
             cfg = load_config(spec.variant_configs[variant])
         else:
             cfg = variant_config(plain_cfg, variant, spec.scope)
-        placed = build_model(cfg, spec.scope)
+        placed = build_model(cfg)
         models[variant] = variant_from_plain(plain, placed).to(device)
         del placed
     data = fixed_batch(plain, spec.scope, batch, size,

@@ -6,8 +6,7 @@ Turns a plain pretrained checkpoint into the exact init of a variant model
 import argparse
 import os
 
-import torch
-
+from mmconvplug.apis import init_model
 from mmconvplug.convert import VARIANT_TYPES, convert_checkpoint
 from mmconvplug.utils import atomic_save, load_checkpoint_file
 
@@ -30,19 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='variant model config: convert exactly its variant convs')
 
 
-def build_model(config_path: str) -> torch.nn.Module:
-    """Build (without initialising or downloading) the config's model."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.utils import import_modules_from_strings
-
-    cfg = Config.fromfile(config_path)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return MODELS.build(cfg.model)
-
-
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Convert as the parsed command line says; the exit status."""
     if os.path.exists(args.output):
@@ -50,7 +36,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f'convert_pretrained: {args.output} exists; refusing to '
             'overwrite it. Pick a new output path or remove the file.')
     checkpoint = load_checkpoint_file(args.input)
-    model = build_model(args.config) if args.config else None
+    # Built as every tool builds it; not initialised, nothing downloaded.
+    model = init_model(args.config) if args.config else None
     result = convert_checkpoint(checkpoint, args.variant, model=model)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     # new file only; never a partial one

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace,
     """Export as the parsed command line says; the exit status."""
     from mmconvplug.deploy import (DeployDependencyError,
                                    export_checkpoint_onnx)
+    from mmconvplug.engine.checkpoint_fit import IncompatibleKeysError
     try:
         export, report = export_checkpoint_onnx(
             args.config, args.checkpoint, args.out, input_shape=args.shape,
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace,
             check_batch_sizes=args.check_batch_sizes,
             tolerance=args.tolerance, cfg_options=args.cfg_options)
     except (ValueError, FileExistsError, FileNotFoundError,
-            DeployDependencyError) as error:
+            DeployDependencyError, IncompatibleKeysError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(report.summary())

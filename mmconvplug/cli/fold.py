@@ -3,14 +3,15 @@
 Writes the folded checkpoint and its deploy config next to it, after the
 folded weights loaded ``strict=True`` into the deploy model reproduce the
 trained model's outputs; the work is
-:func:`mmconvplug.fold.export.export_folded_checkpoint`.
+:func:`mmconvplug.apis.export_folded_checkpoint`.
 """
 import argparse
 import sys
 
 from mmengine.config import DictAction
 
-from mmconvplug.fold.export import export_folded_checkpoint
+from mmconvplug.apis import DEFAULT_FOLD_TOLERANCE, export_folded_checkpoint
+from mmconvplug.engine.checkpoint_fit import IncompatibleKeysError
 
 DESCRIPTION = """fold a trained checkpoint's conv variants into plain convs
 
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
                         help='input size of the output check (default: the '
                         "test pipeline's fixed Resize, else 256 256)")
-    parser.add_argument('--tolerance', type=float, default=1e-3,
+    parser.add_argument('--tolerance', type=float,
+                        default=DEFAULT_FOLD_TOLERANCE,
                         help='largest relative output error accepted')
 
 
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace,
             args.config, args.checkpoint, args.out,
             cfg_options=args.cfg_options, input_shape=args.shape,
             tolerance=args.tolerance)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, FileExistsError, FileNotFoundError,
+            IncompatibleKeysError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(export.report.summary())

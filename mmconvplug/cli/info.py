@@ -2,7 +2,8 @@
 
 Versions (Python, torch, mmengine, mmcv, mmdet, mmseg), whether mmcv's ops
 are compiled, CUDA, the types mmconvplug registers, the conv variants and
-every import-time change it makes to upstream behaviour.
+every import-time change it makes to upstream behaviour (one ``upstream``
+line each: :data:`mmconvplug.compat.UPSTREAM_CHANGES`).
 """
 import argparse
 import platform
@@ -39,18 +40,11 @@ def _configs_root() -> str:
 
 
 def registered_by_mmconvplug() -> Dict[str, List[str]]:
-    """Names this package adds to mmengine's root registries, by registry."""
+    """Names this package adds to mmengine's root registries, by registry
+    (:func:`mmconvplug.apis.plugin_types`)."""
     import mmconvplug  # noqa: F401  (registers everything)
-    from mmconvplug import registry
-    found: Dict[str, List[str]] = {}
-    for reg_name in registry.__all__:
-        reg = getattr(registry, reg_name)
-        names = sorted(name for name, cls in reg.module_dict.items()
-                       if getattr(cls, '__module__', '').startswith(
-                           'mmconvplug'))
-        if names:
-            found[reg_name] = names
-    return found
+    from mmconvplug.apis import plugin_types
+    return plugin_types()
 
 
 def conv_variant_summary() -> str:
@@ -91,10 +85,8 @@ def info_lines(short: bool = False) -> List[str]:
     for reg_name, names in registered_by_mmconvplug().items():
         lines.append(f'{reg_name:<11} {", ".join(names)}')
     lines.append(f'{"variants":<11} {conv_variant_summary()}')
-    from mmconvplug.compat import describe_fixes
-    lines.extend(f'{"compat":<11} {line}' for line in describe_fixes())
-    from mmconvplug.swap.build_hook import describe_build_hook
-    lines.append(f'{"conv_swap":<11} {describe_build_hook()}')
+    from mmconvplug.compat import describe_changes
+    lines.extend(f'{"upstream":<11} {line}' for line in describe_changes())
     return lines
 
 

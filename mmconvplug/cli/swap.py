@@ -3,7 +3,7 @@
 Builds the config's model the way the Runner does (no weights initialised
 or loaded, nothing downloaded) and prints its swap reports, or lists the
 model's convs to help write patterns; the work is
-:mod:`mmconvplug.swap.from_config`.
+:func:`mmconvplug.apis.swap_reports_of_config`.
 """
 import argparse
 import logging
@@ -12,10 +12,9 @@ import sys
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-from mmconvplug.swap.from_config import (build_model_of, conv_table,
-                                         has_conv_swap, load_config,
-                                         swap_reports_of_config)
-from mmconvplug.swap.spec import ConvSwapConfigError
+from mmconvplug.apis import (has_conv_swap, init_model, load_config,
+                             swap_reports_of_config)
+from mmconvplug.swap import ConvSwapConfigError, conv_table
 
 DESCRIPTION = """report a config's conv_swap: swapped convs, kernel sizes,
 parameters before/after, skipped convs and why"""
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace,
     try:
         cfg = load_config(args.config, args.cfg_options)
         if args.list is not None and not has_conv_swap(cfg.model.to_dict()):
-            model, reports = build_model_of(cfg), []
+            model, reports = init_model(cfg), []
         else:
             model, reports = swap_reports_of_config(cfg)
     except (ConvSwapConfigError, ValueError, FileNotFoundError) as error:

@@ -11,11 +11,12 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmconvplug.apis import (format_side_by_side, load_test_config, run_test,
+from mmconvplug.apis import (DEFAULT_FOLD_TOLERANCE, check_config,
+                             format_side_by_side, load_test_config, run_test,
                              test_unfolded_and_folded, with_test_hooks)
-from mmconvplug.fold import FoldCheckpointMismatchError
-from mmconvplug.utils import (CorruptCheckpointError, UntrustedCheckpointError,
-                              check_config)
+from mmconvplug.engine.checkpoint_fit import (FoldCheckpointMismatchError,
+                                              IncompatibleKeysError)
+from mmconvplug.utils import CorruptCheckpointError, UntrustedCheckpointError
 
 DESCRIPTION = """test (and evaluate) a model, folded by default
 
@@ -45,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='test unfolded and folded, print both metrics')
     parser.add_argument('--fuse-bn', action='store_true',
                         help='also fuse BatchNorms into the preceding convs')
-    parser.add_argument('--tolerance', type=float, default=1e-3,
+    parser.add_argument('--tolerance', type=float,
+                        default=DEFAULT_FOLD_TOLERANCE,
                         help='largest relative output error of the fold')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -75,8 +77,8 @@ def run(args: argparse.Namespace,
             return 0
         metrics = test_unfolded_and_folded(cfg, args.fuse_bn,
                                            args.tolerance, args.out)
-    except (FoldCheckpointMismatchError, CorruptCheckpointError,
-            UntrustedCheckpointError) as error:
+    except (FoldCheckpointMismatchError, IncompatibleKeysError,
+            CorruptCheckpointError, UntrustedCheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(format_side_by_side(metrics['unfolded'], metrics['folded']))

@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
-from mmconvplug.utils import check_config
+from mmconvplug.apis import add_checkpoint_fit_hook, check_config
 
 #: Scopes whose libraries must be imported so their registries are filled.
 _SCOPE_MODULES = {'mmdet': 'mmdet', 'mmseg': 'mmseg'}
@@ -138,17 +138,11 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     if cfg.get('load_from') or cfg.get('resume'):
-        _add_checkpoint_guard(cfg)
+        # Refuse a folded checkpoint loaded into a variant model (and the
+        # reverse), and name what does not fit, which mmengine's non-strict
+        # loading would accept silently.
+        add_checkpoint_fit_hook(cfg)
     return cfg
-
-
-def _add_checkpoint_guard(cfg: Config) -> None:
-    """Refuse a folded checkpoint loaded into a variant model (and the
-    reverse), which mmengine's non-strict loading would accept silently."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(h.get('type') == 'CheckpointGuardHook' for h in hooks):
-        hooks.append(dict(type='CheckpointGuardHook'))
-    cfg.custom_hooks = hooks
 
 
 def build_runner(cfg: Config) -> Runner:

@@ -28,7 +28,7 @@ import functools
 
 from torch import nn
 
-from .upstream import UpstreamFix
+from .upstream import UpstreamChange
 
 
 def patch_efficient_conv_bn_eval() -> None:
@@ -50,7 +50,7 @@ def patch_efficient_conv_bn_eval() -> None:
         efficient_conv_bn_eval_forward
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
     name='conv_module_efficient_bn_eval',
     package='mmcv',
     versions='>=2.0.1,<=2.1.0',

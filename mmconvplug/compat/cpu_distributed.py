@@ -36,7 +36,7 @@ from mmengine.dist import utils as dist_utils
 from mmengine.model.wrappers import MMDistributedDataParallel
 from torch import distributed as torch_dist
 
-from .upstream import UpstreamFix
+from .upstream import UpstreamChange
 
 
 def _module_is_on_cpu(module: torch.nn.Module) -> bool:
@@ -97,7 +97,7 @@ def enable_cpu_distributed() -> None:
     _patch_ddp_device_ids()
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
     name='cpu_distributed',
     package='mmengine',
     versions='>=0.7.0,<=0.10.7',

@@ -27,7 +27,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.runner import Runner
 from torch import nn
 
-from .upstream import UpstreamFix
+from .upstream import UpstreamChange
 
 
 def _sync_bn_layers(model: nn.Module) -> int:
@@ -93,7 +93,7 @@ def patch_cpu_sync_batchnorm() -> None:
     Runner.wrap_model = wrap_model
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
     name='cpu_sync_batchnorm',
     package='mmengine',
     versions='>=0.7.0,<=0.10.7',

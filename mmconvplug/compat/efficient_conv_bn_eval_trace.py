@@ -23,7 +23,7 @@ import functools
 
 from torch import nn
 
-from .upstream import UpstreamFix
+from .upstream import UpstreamChange
 
 
 def _is_conv_variant(module: nn.Module) -> bool:
@@ -56,7 +56,7 @@ def patch_efficient_conv_bn_eval_trace() -> None:
         turn_on_efficient_conv_bn_eval_for_single_model
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
     name='efficient_conv_bn_eval_trace',
     package='mmengine',
     versions='>=0.8.0,<=0.10.7',

@@ -19,7 +19,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmconvplug.utils.checkpoint_io import load_checkpoint_file
 
-from .upstream import UpstreamFix
+from .upstream import UpstreamChange
 
 
 def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
@@ -33,7 +33,7 @@ def register_local_checkpoint_loader() -> None:
         prefixes='', loader=load_local_checkpoint, force=True)
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
     name='local_checkpoint_loader',
     package='mmengine',
     versions='>=0.10.0,<=0.10.7',

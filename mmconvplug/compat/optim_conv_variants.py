@@ -10,8 +10,8 @@ get the full decay: swapping a conv silently changes the stock recipe. The
 same holds for ``flat_decay_mult`` on CondConv's bias stack (2-d where the
 conv's bias is 1-d) and for ``dcn_offset_lr_mult``.
 
-We wrap ``add_params`` so that a conv variant
-(:func:`mmconvplug.convs.base.is_conv_variant`) is treated as the
+We wrap ``add_params`` so that a conv variant (the contract's query, asked
+through :func:`mmconvplug.registry.is_conv_variant`) is treated as the
 ``nn.Conv2d`` of its geometry. Each of its own parameters
 (``named_parameters(recurse=False)``) gets the group mmengine's own rules
 give the replaced conv's tensor:
@@ -37,8 +37,9 @@ torch modules and get mmengine's rules for what they are. Constructors that
 override ``add_params`` without calling it (mmdet/mmseg's layer-wise decay
 constructors, which go by names and shapes) are not changed.
 
-Applies to mmengine 0.7.0 - 0.10.7 (the ``add_params`` this wraps; 0.10.7
-is the newest release checked). Upstream code:
+An extension (it is applied on every version): written against the
+``add_params`` of mmengine 0.7.0 - 0.10.7 (0.10.7 is the newest release
+checked). Upstream code:
 https://github.com/open-mmlab/mmengine/blob/v0.10.7/mmengine/optim/optimizer/default_constructor.py
 """
 import functools
@@ -50,7 +51,9 @@ from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
-from .upstream import UpstreamFix
+from mmconvplug.registry import is_conv_variant
+
+from .upstream import UpstreamChange
 
 
 def replaced_conv_tensor_shape(variant: nn.Module, name: str) -> tuple:
@@ -75,12 +78,6 @@ def stand_in_conv(variant: nn.Module) -> nn.Conv2d:
         groups=variant.groups,
         bias=True,
         device='meta')
-
-
-def _is_conv_variant(module: nn.Module) -> bool:
-    # convs/ sits below compat/ in the package layers: imported when used.
-    from mmconvplug.convs.base import is_conv_variant
-    return is_conv_variant(module)
 
 
 def _add_variant_params(constructor, original, params: List[dict],
@@ -125,7 +122,7 @@ def patch_optim_conv_variants() -> None:
                    module: nn.Module,
                    prefix: str = '',
                    is_dcn_module: Optional[bool] = None) -> None:
-        if not _is_conv_variant(module):
+        if not is_conv_variant(module):
             return original(self, params, module, prefix, is_dcn_module)
         _add_variant_params(self, original, params, module, prefix,
                             is_dcn_module)
@@ -139,12 +136,15 @@ def patch_optim_conv_variants() -> None:
     DefaultOptimWrapperConstructor.add_params = add_params
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
+    kind='extension',
     name='optim_conv_variants',
     package='mmengine',
     versions='>=0.7.0,<=0.10.7',
     issue='https://github.com/open-mmlab/mmengine/blob/v0.10.7/mmengine/'
     'optim/optimizer/default_constructor.py',
-    summary='paramwise_cfg (dwconv_decay_mult, flat_decay_mult, ...) treats '
-    'a conv variant as a plain module, not as the nn.Conv2d it replaces',
+    summary='DefaultOptimWrapperConstructor.add_params gives a conv '
+    "variant's parameters the paramwise_cfg groups of the nn.Conv2d it "
+    'replaces (dwconv_decay_mult, flat_decay_mult, ...): upstream treats a '
+    'variant as a plain module',
     apply=patch_optim_conv_variants)

@@ -35,7 +35,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 
 from mmconvplug.utils.torch_compat import add_safe_globals
 
-from .upstream import UpstreamFix
+from .upstream import UpstreamChange
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
 
@@ -92,7 +92,7 @@ def register_checkpoint_safe_globals() -> None:
     add_safe_globals(checkpoint_safe_globals())
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
     name='safe_checkpoint_globals',
     package='mmengine',
     versions='>=0.10.0,<=0.10.7',

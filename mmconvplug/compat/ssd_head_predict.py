@@ -20,7 +20,7 @@ import functools
 
 from mmdet.models.dense_heads import SSDHead
 
-from .upstream import UpstreamFix
+from .upstream import UpstreamChange
 
 
 def patch_ssd_head_predict() -> None:
@@ -39,7 +39,7 @@ def patch_ssd_head_predict() -> None:
     SSDHead.__init__ = __init__
 
 
-FIX = UpstreamFix(
+FIX = UpstreamChange(
     name='ssd_head_predict',
     package='mmdet',
     versions='>=3.0.0,<=3.3.0',

@@ -10,25 +10,14 @@ evaluators' ``ann_file`` paths that start with the old root.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, Iterator, List
+from typing import List
 
 from mmengine.config import Config
 
+from mmconvplug.utils.config_walk import leaf_datasets
+
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 _EVALUATORS = ('val_evaluator', 'test_evaluator')
-
-
-def _leaf_datasets(dataset: Any) -> Iterator[dict]:
-    """The datasets that read files, inside any wrapper datasets."""
-    if not isinstance(dataset, dict):
-        return
-    if 'datasets' in dataset:
-        for child in dataset['datasets']:
-            yield from _leaf_datasets(child)
-    elif 'dataset' in dataset:
-        yield from _leaf_datasets(dataset['dataset'])
-    else:
-        yield dataset
 
 
 def _with_slash(path: str) -> str:
@@ -48,7 +37,7 @@ def set_data_root(cfg: Config, data_root: str) -> List[str]:
         loader = cfg.get(key, None)
         if not loader:
             continue
-        for ds in _leaf_datasets(loader.get('dataset')):
+        for _, ds in leaf_datasets(loader.get('dataset')):
             if 'data_root' in ds:
                 old_roots.append(_with_slash(ds['data_root']))
                 ds['data_root'] = new_root

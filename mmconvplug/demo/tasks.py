@@ -7,6 +7,7 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
+from mmconvplug.apis import load_config
 from mmconvplug.configs_path import configs_root
 from mmconvplug.convs.base import conv_variants
 from mmconvplug.datagen.config_paths import set_data_root
@@ -83,7 +84,7 @@ def demo_config(config: str, variant: str, conv_cfg: Optional[dict],
     """The task config, pointed at the tiny data, with the variant's convs,
     ``iters`` iterations and no validation during training (the demo tests
     after training, once unfolded and once folded)."""
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)
     set_data_root(cfg, data_root)
     if conv_cfg is not None:
         cfg.model.backbone.conv_cfg = dict(conv_cfg)

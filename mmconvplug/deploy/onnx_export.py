@@ -8,7 +8,8 @@ Two levels:
   onnxruntime at other batch sizes and compares it with the eager model
   (:func:`check_onnx`). Nothing is written unless every check passes.
 * :func:`export_checkpoint_onnx` (``tools/export_onnx.py``) builds a config's
-  model, loads a checkpoint strictly, folds what folds
+  model and loads a checkpoint strictly (:func:`mmconvplug.apis.
+  init_model`), folds what folds
   (:func:`~mmconvplug.fold.fold_model`) and exports it.
 
 An mmengine ``BaseModel`` (mmdet detector, mmseg segmentor) is exported in
@@ -34,11 +35,11 @@ from torch import nn
 
 from mmconvplug.analysis import (OutputDifference, TensorModeForward,
                                  compare_outputs, flatten_tensors)
+from mmconvplug.apis import init_model, load_config
+from mmconvplug.apis.export import config_input_shape
 from mmconvplug.convs.base import full_precision, is_conv_variant
-from mmconvplug.fold import (FoldReport, check_checkpoint_matches_model,
-                             fold_model)
-from mmconvplug.fold.checkpoint_guard import state_dict_of
-from mmconvplug.utils import atomic_save, load_checkpoint_file
+from mmconvplug.fold import FoldReport, fold_model
+from mmconvplug.utils import atomic_save
 from mmconvplug.utils.torch_compat import torchscript_exporter_kwargs
 
 #: The oldest ONNX opset every conv variant exports at (mmdeploy's default;
@@ -376,21 +377,12 @@ def export_checkpoint_onnx(config: str,
     Returns:
         tuple[OnnxExport, FoldReport]: the export and what was folded.
     """
-    from mmengine.config import Config
-
-    from mmconvplug.fold.export import build_model, config_input_shape
-
     if osp.lexists(out):
         raise FileExistsError(
             f'Refusing to write {out!r}: the file already exists. Choose '
             'another path or delete the file first.')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    model = build_model(cfg)
-    state = state_dict_of(load_checkpoint_file(checkpoint))
-    check_checkpoint_matches_model(model, state, source=checkpoint)
-    model.load_state_dict(state, strict=True)
+    cfg = load_config(config, cfg_options)
+    model = init_model(cfg, checkpoint)
     folded, report = fold_model(model, return_report=True)
     height, width = input_shape or config_input_shape(cfg)
     channels = _input_channels(cfg.model)

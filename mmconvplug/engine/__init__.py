@@ -1,3 +1,8 @@
-"""Runner-side pieces: hooks, the key-checked ``Pretrained`` init."""
+"""Runner-side pieces: hooks, the checkpoint-fit engine, the key-checked
+``Pretrained`` init."""
+from mmconvplug.compat import install_upstream_change
+
 from . import hooks  # noqa: F401
-from . import pretrained_init  # noqa: F401  (registers 'Pretrained')
+from . import pretrained_init
+
+install_upstream_change(pretrained_init.CHANGE)  # 'Pretrained' is ours now

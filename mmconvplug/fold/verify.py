@@ -3,13 +3,19 @@
 The comparison itself (which outputs, which error) is
 :func:`mmconvplug.analysis.output_difference`; this module names the result
 for the fold engine, :class:`~mmconvplug.engine.hooks.FoldHook` and
-``tools/fold.py``.
+``tools/fold.py``, and holds the one default of how far a fold may be
+(:data:`DEFAULT_FOLD_TOLERANCE`).
 """
 from typing import Any, Optional
 
 from torch import nn
 
 from mmconvplug.analysis import OutputDifference, output_difference
+
+#: The largest relative output error ``max|a-b| / max|a|`` a fold may have
+#: unless told otherwise: ``FoldHook``, ``tools/fold.py``, ``tools/test.py``
+#: and their library functions all default to it.
+DEFAULT_FOLD_TOLERANCE = 1e-3
 
 
 class FoldVerification(OutputDifference):

@@ -14,6 +14,9 @@ from typing import Any, Iterator, List, Tuple
 from mmengine.config import Config
 from mmengine.registry import DATASETS
 
+from mmconvplug.utils.config_walk import (leaf_datasets, type_name,
+                                          walk_config)
+
 from .keypoint_counts import check_keypoint_counts, metainfo_counts
 
 #: The dataloaders (and their evaluators) each phase builds.
@@ -26,36 +29,16 @@ HEAD_TYPE = 'KeypointHeatmapHead'
 DEFAULT_NUM_KEYPOINTS = 17  # KeypointHeatmapHead's default
 
 
-def _short(type_name: Any) -> str:
-    if isinstance(type_name, type):
-        return type_name.__name__
-    return str(type_name).split('.')[-1]
+def _short(type_value: Any) -> str:
+    return str(type_name(type_value))
 
 
 def _heads(node: Any, path: str) -> Iterator[Tuple[str, int]]:
     """``(key path, num_keypoints)`` of every keypoint head config."""
-    if isinstance(node, dict):
-        if _short(node.get('type')) == HEAD_TYPE:
-            yield path, int(node.get('num_keypoints', DEFAULT_NUM_KEYPOINTS))
-        for key, value in node.items():
-            yield from _heads(value, f'{path}.{key}')
-    elif isinstance(node, (list, tuple)):
-        for index, value in enumerate(node):
-            yield from _heads(value, f'{path}[{index}]')
-
-
-def _leaf_datasets(node: Any, path: str) -> Iterator[Tuple[str, dict]]:
-    """Datasets that read files, inside ``dataset=`` / ``datasets=``
-    wrappers."""
-    if not isinstance(node, dict):
-        return
-    if node.get('dataset') is not None:
-        yield from _leaf_datasets(node['dataset'], f'{path}.dataset')
-    elif node.get('datasets'):
-        for index, each in enumerate(node['datasets']):
-            yield from _leaf_datasets(each, f'{path}.datasets[{index}]')
-    else:
-        yield path, node
+    for key_path, value in walk_config(node, path):
+        if isinstance(value, dict) and _short(value.get('type')) == HEAD_TYPE:
+            yield key_path, int(
+                value.get('num_keypoints', DEFAULT_NUM_KEYPOINTS))
 
 
 def _metainfo(dataset: dict) -> dict:
@@ -98,7 +81,7 @@ def check_keypoint_config(cfg: Config, phase: str = 'train') -> None:
             continue
         sigmas = _metric_sigmas(cfg.get(evaluator_key)) if evaluator_key \
             else []
-        for path, dataset in _leaf_datasets(loader.get('dataset'),
+        for path, dataset in leaf_datasets(loader.get('dataset'),
                                             f'{loader_key}.dataset'):
             metainfo = _metainfo(dataset)
             if 'keypoint_names' not in metainfo:

@@ -15,23 +15,29 @@ kernel / groups / stride filter, right after the model is built::
 * :mod:`.stock_init`: ``init_weights`` of a swapped model = the stock
   model's init, then ``from_conv``;
 * :mod:`.build_hook`: ``MODELS.build`` honours the ``conv_swap`` key
-  (installed when this package is imported).
+  (installed when this package is imported: an upstream change listed
+  with the others, :mod:`mmconvplug.compat`);
+* :func:`conv_table`: every conv of a model, to write patterns.
 
 The fold of a swapped model loads ``strict=True`` into the config without
 the block: ``tools/fold.py`` writes that stock config as the deploy config.
 """
+from mmconvplug.compat import install_upstream_change
+
+from . import build_hook
 from .build_hook import (CONV_SWAP_KEY, build_hook_installed,
                          install_build_hook)
-from .report import ConvSwapReport, SkippedConv, SwappedConv
+from .report import ConvSwapReport, SkippedConv, SwappedConv, conv_table
 from .spec import (ConvSwapConfigError, ConvSwapSpec, parse_conv_swap,
                    parse_conv_swaps, swappable_variants)
 from .swap_convs import conv_swap_reports, swap_convs, swapped_layer_names
 
-install_build_hook()
+install_upstream_change(build_hook.CHANGE)
 
 __all__ = [
     'CONV_SWAP_KEY', 'ConvSwapConfigError', 'ConvSwapReport', 'ConvSwapSpec',
     'SkippedConv', 'SwappedConv', 'build_hook_installed', 'conv_swap_reports',
+    'conv_table',
     'install_build_hook', 'parse_conv_swap', 'parse_conv_swaps',
     'swap_convs', 'swappable_variants', 'swapped_layer_names'
 ]

@@ -15,14 +15,19 @@ wrapper is a no-op for a config without ``conv_swap``; for one with it, it
 builds the config without the key, then calls
 :func:`~mmconvplug.swap.swap_convs` on the result, which is returned (the
 same object: no wrapper module, so no ``module.`` prefix in the state
-dict). Importing :mod:`mmconvplug` installs it
-(``custom_imports=dict(imports=['mmconvplug'])``).
+dict). It is an import-time change of upstream behaviour, :data:`CHANGE`:
+importing :mod:`mmconvplug.swap` installs it through
+:func:`mmconvplug.compat.install_upstream_change`
+(``custom_imports=dict(imports=['mmconvplug'])``), and ``mmconvplug info``
+lists it with the other changes.
 """
 import functools
 from typing import Any, Callable, Iterator
 
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS, Registry
+
+from mmconvplug.compat import UpstreamChange
 
 #: The config key of the swap (a dict or a list of dicts; None: no swap).
 CONV_SWAP_KEY = 'conv_swap'
@@ -73,11 +78,26 @@ def build_hook_installed(registry: Registry = MODELS) -> bool:
 
 
 def describe_build_hook(root: Registry = MODELS) -> str:
-    """One line for ``python -m mmconvplug info``: the scopes whose
-    ``MODELS.build`` honours ``conv_swap``."""
+    """Where ``MODELS.build`` honours ``conv_swap``, for ``mmconvplug
+    info``: the scopes."""
     scopes = sorted({registry.scope for registry in _registry_tree(root)
                      if build_hook_installed(registry)})
     if not scopes:
         return 'NOT installed: import mmconvplug before building models'
-    return (f'MODELS.build honours a model config\'s conv_swap in scopes '
-            f'{", ".join(scopes)} (and every registry created later)')
+    return (f'conv_swap honoured in scopes {", ".join(scopes)} (and every '
+            'registry created later)')
+
+
+#: The import-time change this module makes (see :mod:`mmconvplug.compat`).
+CHANGE = UpstreamChange(
+    kind='extension',
+    name='conv_swap_build_hook',
+    package='mmengine',
+    versions='>=0.7.0,<=0.10.7',
+    issue='https://github.com/open-mmlab/mmengine/blob/v0.10.7/mmengine/'
+    'registry/registry.py',
+    summary="MODELS.build (the root registry's build_func, inherited by "
+    "mmdet's and mmseg's) honours a model config's conv_swap key: the "
+    'one place every tool builds a model before init, load and DDP',
+    apply=install_build_hook,
+    state=describe_build_hook)

@@ -1,9 +1,16 @@
 """What a ``conv_swap`` did: swapped convs, skipped convs (and why),
-parameters."""
+parameters; and every conv of a model (:func:`conv_table`), to help write
+patterns."""
 from dataclasses import dataclass, field
 from typing import List, Sequence, Tuple
 
-from mmconvplug.analysis import format_table
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from mmconvplug.analysis import count_parameters, format_table
+from mmconvplug.convs.base import is_conv_variant
+
+from .matching import first_match
 
 
 def pair_text(values: Sequence[int]) -> str:
@@ -117,3 +124,26 @@ class ConvSwapReport:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def conv_table(model: nn.Module, patterns: Sequence[str] = ()) -> str:
+    """Every conv of ``model`` (name, type, geometry, parameters), or those
+    under the module-name ``patterns``."""
+    rows = []
+    for name, module in model.named_modules():
+        if not (isinstance(module, _ConvNd) or is_conv_variant(module)):
+            continue
+        if patterns and first_match(name, patterns) is None:
+            continue
+        rows.append([
+            name,
+            type(module).__name__,
+            f'{module.in_channels}->{module.out_channels}',
+            pair_text(module.kernel_size),
+            pair_text(module.stride),
+            pair_text(module.dilation),
+            module.groups,
+            f'{count_parameters(module):,}',
+        ])
+    return format_table(['module', 'type', 'channels', 'kernel', 'stride',
+                         'dilation', 'groups', 'params'], rows)

@@ -16,19 +16,26 @@ while wrapped in ``DistributedDataParallel``). mmengine's loaders
 ``^module\\.`` from each key; they never look under ``model``.
 :func:`read_checkpoint_layout` finds the weights in all three layouts,
 strips the prefix the same way, and returns a :class:`CheckpointLayout`
-that says what it found, for the messages of tools that rewrite
-checkpoints (``tools/convert_pretrained.py``).
+that says what it found. It is the one reader of weights out of a
+checkpoint: the converter (``tools/convert_pretrained.py``), ``init_model``
+and the fold and ONNX exports (:mod:`mmconvplug.apis`) read all three
+layouts; the checkpoint-fit check of what mmengine itself loads
+(:mod:`mmconvplug.engine.checkpoint_fit`) reads mmengine's two
+(:data:`MMENGINE_STATE_DICT_KEYS`).
 """
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 #: Keys under which a checkpoint may hold its state dict, in the order they
 #: are looked up (mmengine reads only the first).
 STATE_DICT_KEYS = ('state_dict', 'model')
+
+#: The keys mmengine's own loaders look under (else the whole file).
+MMENGINE_STATE_DICT_KEYS = ('state_dict', )
 
 #: mmengine's ``revise_keys`` default: what a DDP wrapper adds to each key.
 DDP_PREFIX = re.compile(r'^module\.')
@@ -116,12 +123,16 @@ def strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor]
 
 
 def read_checkpoint_layout(
-        checkpoint: Any
+    checkpoint: Any,
+    holders: Sequence[str] = STATE_DICT_KEYS
 ) -> Tuple['OrderedDict[str, torch.Tensor]', CheckpointLayout]:
     """The state dict of a loaded checkpoint and its :class:`CheckpointLayout`.
 
     Args:
         checkpoint (Any): What ``torch.load`` returned.
+        holders (Sequence[str]): The top-level keys that may hold the
+            weights, in lookup order. Defaults to :data:`STATE_DICT_KEYS`;
+            :data:`MMENGINE_STATE_DICT_KEYS` reads what mmengine reads.
 
     Returns:
         tuple[OrderedDict[str, Tensor], CheckpointLayout]: the weights (DDP
@@ -129,7 +140,7 @@ def read_checkpoint_layout(
 
     Raises:
         ValueError: no state dict of tensors, neither bare nor under
-            ``'state_dict'`` / ``'model'``; or a prefix clash.
+            ``holders``; or a prefix clash.
 
     Example:
         >>> import torch
@@ -140,7 +151,7 @@ def read_checkpoint_layout(
     """
     holder = None
     if isinstance(checkpoint, Mapping):
-        holder = next((key for key in STATE_DICT_KEYS
+        holder = next((key for key in holders
                        if _is_state_dict(checkpoint.get(key))), None)
     if holder is not None:
         state_dict = checkpoint[holder]
@@ -150,7 +161,7 @@ def read_checkpoint_layout(
         raise ValueError(
             f'the checkpoint is {_describe(checkpoint)}: neither a bare '
             'state dict of tensors nor one under '
-            f'{" or ".join(repr(k) for k in STATE_DICT_KEYS)}. Pass a '
+            f'{" or ".join(repr(k) for k in holders)}. Pass a '
             'PyTorch/mmengine checkpoint of model weights (re-save yours as '
             "torch.save({'state_dict': model.state_dict()}, path)).")
     stripped, count = strip_ddp_prefix(state_dict)

@@ -27,7 +27,7 @@ def restore_threads():
 def tiny_plain():
     """The tiny SSD's config, plain model and a fixed batch, built once."""
     cfg = train.load_config(TINY_SSD.config)
-    plain = train.build_model(cfg, 'mmdet')
+    plain = train.build_model(cfg)
     return cfg, plain, train.fixed_batch(plain, 'mmdet', 2, (64, 64), 20)
 
 
@@ -35,7 +35,7 @@ def tiny_plain():
 def test_variant_from_plain_computes_the_plain_loss(tiny_plain, variant):
     cfg, plain, data = tiny_plain
     placed = train.build_model(variant_config(cfg, variant, 'mmdet'),
-                               'mmdet', seed=1)
+                               seed=1)
     model = train.variant_from_plain(plain, placed)
     swapped = [n for n, m in model.named_modules() if is_conv_variant(m)]
     assert swapped == [n for n, m in placed.named_modules()

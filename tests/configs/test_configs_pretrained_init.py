@@ -4,8 +4,9 @@ For each config family a checkpoint is written in the *published* key
 layout (torchvision ResNet-50; mmdet's ``open-mmlab://vgg16_caffe``; mmseg's
 ``open-mmlab://resnet50_v1c``; the official SCNet releases), the config's
 own init is pointed at it (only the path changes), the model is built and
-initialised as the Runner does (``init_weights()``, under the config's
-strict ``CheckpointKeysHook``, so a partial load would raise), and its
+initialised as the Runner does (``init_weights()``, with the strictness
+the config's ``CheckpointFitHook`` gives the inits, so a partial load
+would raise), and its
 backbone features are compared with the plain model's given the same
 checkpoint: the stock mmdet/mmseg config, or for SCNet an independent
 reimplementation of the official model (float32, relative error <= 1e-6).
@@ -27,8 +28,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.utils import get_installed_path
 
 from mmconvplug.backbones.sc_resnet import SCNET_IMAGENET_CHECKPOINTS
-from mmconvplug.engine.checkpoint_keys import (IncompatibleKeysError,
-                                               checkpoint_keys_strictness)
+from mmconvplug.engine.checkpoint_fit import (IncompatibleKeysError,
+                                              strict_pretrained_inits)
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'backbones'))
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'convs'))
@@ -269,17 +270,19 @@ def published_checkpoint(tmp_path_factory):
 
 def init_backbone_as_the_runner_does(cfg: Config) -> torch.nn.Module:
     """Build the config's model (its backbone alone when the init lives on
-    the backbone) and call ``init_weights()`` under the config's
-    ``CheckpointKeysHook`` strictness; returns the backbone in eval mode."""
-    hook = (cfg.get('default_hooks') or {}).get('checkpoint_keys') or {}
+    the backbone) and call ``init_weights()`` with the strictness the
+    config's ``CheckpointFitHook`` gives the model's ``Pretrained`` inits
+    (its ``before_run``); returns the backbone in eval mode."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint_fit') or {}
     init_default_scope(cfg.default_scope)
     if _is_seg(cfg):
         # mmseg's EncoderDecoder hands model.pretrained to the backbone.
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
     else:
         model = MODELS.build(cfg.model.backbone)
-    with checkpoint_keys_strictness(hook.get('strict', False)):
-        model.init_weights()
+    if hook.get('strict', False):
+        strict_pretrained_inits(model)
+    model.init_weights()
     backbone = model.backbone if _is_seg(cfg) else model
     backbone.eval()  # (mmdet/mmseg ResNet.train returns None)
     return backbone
@@ -307,8 +310,8 @@ def test_paper_config_keeps_a_published_init(config):
         assert init == SCNET_IMAGENET_CHECKPOINTS[
             f'scnet{cfg.model.backbone.get("depth", 50)}']
     if config in STRICT_KEYS:
-        assert cfg.default_hooks.checkpoint_keys == dict(
-            type='CheckpointKeysHook', strict=True)
+        assert cfg.default_hooks.checkpoint_fit == dict(
+            type='CheckpointFitHook', strict=True)
 
 
 def test_configs_without_a_published_init_say_so_in_their_header():
@@ -389,8 +392,8 @@ def test_wrong_depth_scnet_checkpoint_stops_the_run_naming_the_keys(
     init_default_scope('mmdet')
     backbone = MODELS.build(cfg.model.backbone)
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
-    with pytest.raises(IncompatibleKeysError) as error, \
-            checkpoint_keys_strictness(True):
+    strict_pretrained_inits(backbone)
+    with pytest.raises(IncompatibleKeysError) as error:
         backbone.init_weights()
     message = str(error.value)
     assert path in message
@@ -409,14 +412,14 @@ def test_deploy_config_of_a_paper_config_needs_no_plugin():
     """The strict key check is a training-side hook: the deploy config of
     a folded paper model drops it and stays a stock, plugin-free config."""
     from mmconvplug import fold_model
-    from mmconvplug.fold.deploy_config import make_deploy_config
+    from mmconvplug.apis import make_deploy_config
     cfg = _config('doconv/ssd300_vgg16-doconv_8xb8-24e_voc0712.py')
-    assert cfg.default_hooks.checkpoint_keys.type == 'CheckpointKeysHook'
+    assert cfg.default_hooks.checkpoint_fit.type == 'CheckpointFitHook'
     init_default_scope('mmdet')
     folded, report = fold_model(MODELS.build(cfg.model),
                                 return_report=True,
                                 plain_conv_only=True)
     deploy = make_deploy_config(cfg, report, ['DOConv'])
-    assert 'checkpoint_keys' not in deploy.default_hooks
+    assert 'checkpoint_fit' not in deploy.default_hooks
     assert 'logger' in deploy.default_hooks  # the stock hooks stay
     assert 'custom_imports' not in deploy

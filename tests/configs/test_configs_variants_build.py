@@ -151,7 +151,7 @@ def test_config_builds_trains_predicts_and_folds(config):
 def test_folded_ssd_doconv_loads_into_the_stock_deploy_config():
     """After folding, the deploy config names mmdet's stock ``SSDVGG`` (its
     ``conv_swap`` dropped) and the folded weights load strictly."""
-    from mmconvplug.fold.deploy_config import make_deploy_config
+    from mmconvplug.apis import make_deploy_config
     cfg = Config.fromfile(osp.join(
         REPO, 'configs', 'doconv', 'ssd300_vgg16-doconv_8xb8-24e_voc0712.py'))
     init_default_scope(cfg.default_scope)

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from mmconvplug.convs import conv_variants
 from mmconvplug.convs.base import build_reference_layer
 from mmconvplug.engine.hooks import FoldHook, FoldHookOrderError
-from mmconvplug.fold.export import export_folded_checkpoint
+from mmconvplug.apis.export import export_folded_checkpoint
 
 VARIANTS = sorted(name for name, cls in conv_variants().items()
                   if cls.__module__.startswith('mmconvplug.'))

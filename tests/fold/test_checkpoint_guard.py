@@ -5,8 +5,8 @@ from torch import nn
 
 from fold_test_modules import FoldTestTwoBranchConv  # noqa: F401 (registers)
 from mmconvplug import fold_model
-from mmconvplug.fold import (FoldCheckpointMismatchError,
-                             check_checkpoint_matches_model)
+from mmconvplug.engine.checkpoint_fit import (FoldCheckpointMismatchError,
+                                              check_checkpoint_matches_model)
 
 
 def trained_net():

@@ -11,7 +11,7 @@ from mmengine.registry import MODELS, init_default_scope
 from fold_runner_helpers import (load_tool, make_data, save_random_checkpoint,
                                  tiny_cfg, variant_conv_cfg)
 from mmconvplug.fold import verify_fold
-from mmconvplug.fold.deploy_config import mmconvplug_type_names
+from mmconvplug.apis import plugin_type_names
 
 MIM = {
     'mmdet': osp.join(osp.dirname(__import__('mmdet').__file__), '.mim',
@@ -56,7 +56,7 @@ def fold_into_stock(tmp_path, stock_path, scope, train_model_cfg, shape):
 
     deploy = Config.fromfile(out[:-4] + '.py')
     assert 'custom_imports' not in deploy
-    assert not types_in(deploy.to_dict()) & (mmconvplug_type_names()
+    assert not types_in(deploy.to_dict()) & (plugin_type_names()
                                              | {'FoldHook'})
     folded = torch.load(out, weights_only=True)
     assert folded['meta']['note'] == 'fold test'  # meta kept

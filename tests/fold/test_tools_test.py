@@ -56,7 +56,7 @@ def test_folded_checkpoint_with_training_config_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'plain (folded) conv weights' in err and 'deploy config' in err
     # the reverse (trained checkpoint, deploy config) goes through the same
-    # CheckpointGuardHook; its message is tested in test_checkpoint_guard.py
+    # CheckpointFitHook; its message is tested in test_checkpoint_guard.py
 
 
 def test_bad_scope_is_a_clear_error(tmp_path, capsys):

@@ -11,7 +11,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.structures import InstanceData
 
 from mmconvplug.keypoint import KeypointCountError
-from mmconvplug.utils import check_config
+from mmconvplug.apis import check_config
 
 CONFIG_DIR = osp.join(
     osp.dirname(__file__), '..', '..', 'configs', 'keypoint_rcnn')

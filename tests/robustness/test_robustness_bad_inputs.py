@@ -12,8 +12,9 @@ from mmcv.cnn import build_conv_layer
 from torch import nn
 
 from mmconvplug.convs.domain import get_active_domain, set_active_domain
-from mmconvplug.fold import (FoldCheckpointMismatchError,
-                             check_checkpoint_matches_model, fold_model)
+from mmconvplug.engine.checkpoint_fit import (FoldCheckpointMismatchError,
+                                              check_checkpoint_matches_model)
+from mmconvplug.fold import fold_model
 
 
 def test_doconv_d_mul_smaller_than_kernel_taps():

@@ -7,9 +7,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmconvplug.utils import (MissingCustomImportsWarning, check_config,
-                              registered_conv_types)
-from mmconvplug.utils.config_checks import check_dist_backend
+from mmconvplug.apis import (MissingCustomImportsWarning, check_config,
+                             registered_conv_types)
+from mmconvplug.apis.config_checks import check_dist_backend
 
 
 def _seg_config(data_root, conv_type='DOConv', imports=True, **extra):

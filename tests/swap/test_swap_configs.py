@@ -21,7 +21,7 @@ from refconv_official_reference import \
 from mmconvplug.analysis import output_difference
 from mmconvplug.convs.base import conv_variants, is_conv_variant
 from mmconvplug.fold import fold_model
-from mmconvplug.fold.deploy_config import make_deploy_config
+from mmconvplug.apis import make_deploy_config
 from mmconvplug.swap import conv_swap_reports, parse_conv_swap
 
 #: Convs of the published heads that each config must swap (a sample that
@@ -122,7 +122,6 @@ def test_published_init_reaches_the_swapped_backbone_exactly(tmp_path):
     initialises, with strict key checks, to exactly the stock model."""
     from mmdet.models.backbones import ResNet
 
-    from mmconvplug.engine.checkpoint_keys import checkpoint_keys_strictness
     config = 'doconv/mask-rcnn_r50-doconv-detstage_fpn_1x_coco.py'
     stock_name, shape = SWAP_CONFIGS[config]
     state = ResNet(50).state_dict()  # torchvision's ResNet-50 key layout
@@ -138,11 +137,11 @@ def test_published_init_reaches_the_swapped_backbone_exactly(tmp_path):
             'resnet50'
         model_cfg = without_downloads(cfg.model)
         model_cfg['backbone']['init_cfg'] = dict(type='Pretrained',
-                                                 checkpoint=path)
+                                                 checkpoint=path,
+                                                 strict=True)
         torch.manual_seed(0)
         model = build(cfg, model_cfg)
-        with checkpoint_keys_strictness(True):
-            model.init_weights()
+        model.init_weights()
         models.append(model)
     stock, swapped = models
     conv2 = swapped.backbone.layer3[0].conv2

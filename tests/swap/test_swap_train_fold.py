@@ -135,7 +135,7 @@ def test_resume_and_load_from_of_a_swapped_run(tmp_path):
     assert train.main([plain_path, '--work-dir', plain_dir]) == 0
     plain_ckpt = osp.join(plain_dir, 'iter_1.pth')
 
-    # load_from: a plain checkpoint into the swapped model (CheckpointGuard
+    # load_from: a plain checkpoint into the swapped model (CheckpointFitHook
     # is on, as tools/train.py adds it for load_from); zero-lr 1 iteration
     cfg = Config.fromfile(plain_path)
     cfg.model.conv_swap = block
@@ -147,7 +147,7 @@ def test_resume_and_load_from_of_a_swapped_run(tmp_path):
     cfg.dump(swap_path)
     swap_dir = str(tmp_path / 'from_plain')
     assert train.main([swap_path, '--work-dir', swap_dir]) == 0
-    assert 'CheckpointGuardHook' in read_log(swap_dir)
+    assert 'CheckpointFitHook' in read_log(swap_dir)
     state = load_checkpoint_file(osp.join(swap_dir, 'iter_1.pth'))
     plain_state = load_checkpoint_file(plain_ckpt)['state_dict']
     swapped = build(cfg)

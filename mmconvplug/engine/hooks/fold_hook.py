@@ -34,7 +34,7 @@ from mmengine.runner import get_priority
 from mmconvplug.analysis import (TensorModeForward, count_flops,
                                  count_parameters, eval_mode, format_table,
                                  interleaved_medians, prepare_inputs)
-from mmconvplug.fold import fold_model, verify_fold
+from mmconvplug.fold import DEFAULT_FOLD_TOLERANCE, fold_model, verify_fold
 from mmconvplug.fold.fold_model import preserved_rng_state
 from mmconvplug.registry import HOOKS
 
@@ -72,13 +72,13 @@ class FoldHook(Hook):
                  fold_val: bool = True,
                  fold_test: bool = True,
                  verify: bool = True,
-                 tolerance: float = 1e-3,
+                 tolerance: float = DEFAULT_FOLD_TOLERANCE,
                  log_complexity: bool = True,
                  timing_iters: int = 3) -> None:
         if not isinstance(tolerance, (int, float)) or not tolerance > 0:
             raise ValueError(
                 f'FoldHook: tolerance must be a positive number (a relative '
-                f'error, e.g. 1e-3), got {tolerance!r}.')
+                f'error, e.g. {DEFAULT_FOLD_TOLERANCE:g}), got {tolerance!r}.')
         if not isinstance(timing_iters, int) or timing_iters < 1:
             raise ValueError(
                 f'FoldHook: timing_iters must be an int >= 1, got '

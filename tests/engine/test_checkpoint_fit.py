@@ -1,5 +1,5 @@
 """No silent partial loads: the key check behind ``Pretrained`` inits and
-``load_from``, and ``CheckpointKeysHook`` through the real mmengine Runner.
+``load_from``, and ``CheckpointFitHook`` through the real mmengine Runner.
 
 Models are thin (ResNet-18 / SCNet with 8 base channels) so each test takes
 about a second.
@@ -15,11 +15,10 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 from mmconvplug.backbones import SCResNet
-from mmconvplug.engine.checkpoint_keys import (IncompatibleKeysError,
-                                               check_checkpoint_keys,
-                                               checkpoint_keys_strictness,
-                                               find_incompatible_keys,
-                                               group_keys)
+from mmconvplug.engine.checkpoint_fit import (IncompatibleKeysError,
+                                              check_checkpoint_keys,
+                                              find_incompatible_keys,
+                                              group_keys)
 
 
 class _Records(logging.Handler):
@@ -72,9 +71,8 @@ def test_variant_backbone_from_a_plain_checkpoint_is_not_reported(
     path = _torchvision_resnet18(tmp_path)
     model = ResNet(depth=18,
                    conv_cfg=dict(type=variant),
-                   init_cfg=_pretrained(path))
-    with checkpoint_keys_strictness(True):
-        model.init_weights()
+                   init_cfg=_pretrained(path, strict=True))
+    model.init_weights()
     assert warnings_logged == []
     found = find_incompatible_keys(model, torch.load(path))
     assert not found
@@ -113,10 +111,9 @@ def test_plain_checkpoint_into_condconv_names_the_conversion(tmp_path):
     path = _torchvision_resnet18(tmp_path)
     model = ResNet(depth=18,
                    conv_cfg=dict(type='CondConv'),
-                   init_cfg=_pretrained(path))
+                   init_cfg=_pretrained(path, strict=True))
     with pytest.raises(IncompatibleKeysError,
-                       match='tools/convert_pretrained.py') as error, \
-            checkpoint_keys_strictness(True):
+                       match='tools/convert_pretrained.py') as error:
         model.init_weights()
     assert 'layer1.0.conv1.weight (64, 64, 3, 3)' in str(error.value)
 
@@ -130,9 +127,9 @@ def test_whole_detector_checkpoint_with_prefix_is_exact(
     state['neck.conv.weight'] = torch.zeros(1)
     path = str(tmp_path / 'detector.pth')
     torch.save(dict(state_dict=state, meta=dict()), path)
-    model = ResNet(depth=18, init_cfg=_pretrained(path, prefix='backbone.'))
-    with checkpoint_keys_strictness(True):
-        model.init_weights()
+    model = ResNet(depth=18,
+                   init_cfg=_pretrained(path, prefix='backbone.', strict=True))
+    model.init_weights()
     # Without the prefix: the likely cause says to set it.
     with pytest.raises(IncompatibleKeysError, match="prefix='backbone.'"):
         check_checkpoint_keys(ResNet(depth=18), state, strict=True)
@@ -189,8 +186,8 @@ def _runner(tmp_path, model, strict=True, load_from=None) -> Runner:
                   optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
                   train_cfg=dict(by_epoch=False, max_iters=1),
                   default_hooks=dict(checkpoint=None,
-                                     checkpoint_keys=dict(
-                                         type='CheckpointKeysHook',
+                                     checkpoint_fit=dict(
+                                         type='CheckpointFitHook',
                                          strict=strict)),
                   load_from=load_from,
                   default_scope='mmdet')

@@ -30,11 +30,16 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.registry import (DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS,
-                               Registry)
+from mmengine.registry import MODELS, Registry
 from torch import nn
 
-from ..convs.base import ConvAttributesMixin
+from mmconvplug.convs.base import ConvAttributesMixin
+from mmconvplug.keypoint.config_check import check_keypoint_config
+from mmconvplug.swap.build_hook import CONV_SWAP_KEY
+from mmconvplug.swap.spec import parse_conv_swaps
+from mmconvplug.utils.config_walk import type_name, walk_config
+
+from .config import imports_plugin, plugin_type_names
 
 TINY_DATA_HINT = ('generate the tiny datasets with '
                   '`python tools/make_tiny_datasets.py` (they go under '
@@ -52,17 +57,6 @@ PHASE_DATALOADERS = {
 
 class MissingCustomImportsWarning(UserWarning):
     """The config uses mmconvplug types but does not import mmconvplug."""
-
-
-def _walk(node: Any, key_path: str) -> Iterator[Tuple[str, Any]]:
-    """Yield ``(dotted.key.path, value)`` for every value in a nested config."""
-    yield key_path, node
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _walk(value, f'{key_path}.{key}' if key_path else key)
-    elif isinstance(node, (list, tuple)):
-        for index, value in enumerate(node):
-            yield from _walk(value, f'{key_path}[{index}]')
 
 
 def _scope_registry(cfg: Config) -> Any:
@@ -113,7 +107,7 @@ def _did_you_mean(name: str, known: Sequence[str]) -> str:
 def check_conv_types(cfg: Config) -> None:
     """Raise ``ValueError`` for a ``conv_cfg`` type no registry knows."""
     registry = _scope_registry(cfg)
-    for key_path, value in _walk(cfg.to_dict(), ''):
+    for key_path, value in walk_config(cfg.to_dict()):
         if not key_path.endswith('conv_cfg') or not isinstance(value, dict):
             continue
         conv_type = value.get('type')
@@ -201,39 +195,20 @@ def check_data_paths(cfg: Config, phase: str = 'train') -> None:
             TINY_DATA_HINT.format(key=f'{first_loader}.dataset') + '.')
 
 
-def _mmconvplug_types() -> set:
-    names = set()
-    for registry in (MODELS, HOOKS, DATASETS, METRICS, TRANSFORMS):
-        names.update(
-            name for name, cls in registry.module_dict.items()
-            if getattr(cls, '__module__', '').startswith('mmconvplug'))
-    return names
-
-
-def _imports_mmconvplug(cfg: Config) -> bool:
-    custom_imports = cfg.get('custom_imports') or {}
-    imports = custom_imports.get('imports', [])
-    if isinstance(imports, str):
-        imports = [imports]
-    return any(
-        name == 'mmconvplug' or name.startswith('mmconvplug.')
-        for name in imports)
-
-
 def check_custom_imports(cfg: Config) -> List[str]:
     """Warn when the config uses mmconvplug types without importing it.
 
     Returns the mmconvplug type names the config uses (empty if none, or if
     the config imports mmconvplug).
     """
-    if _imports_mmconvplug(cfg):
+    if imports_plugin(cfg):
         return []
-    ours = _mmconvplug_types()
+    ours = plugin_type_names()
     used = sorted({
         value['type']
-        for _, value in _walk(cfg.to_dict(), '')
+        for _, value in walk_config(cfg.to_dict())
         if isinstance(value, dict) and isinstance(value.get('type'), str)
-        and value['type'].split('.')[-1] in ours
+        and type_name(value['type']) in ours
     })
     if used:
         warnings.warn(
@@ -273,9 +248,7 @@ def check_conv_swaps(cfg: Config) -> None:
     patterns that match no module can only be checked on the built model
     and are reported when it is built.
     """
-    from mmconvplug.swap.build_hook import CONV_SWAP_KEY
-    from mmconvplug.swap.spec import parse_conv_swaps
-    for key_path, node in _walk(cfg.get('model'), 'model'):
+    for key_path, node in walk_config(cfg.get('model'), 'model'):
         if isinstance(node, dict) and node.get(CONV_SWAP_KEY) is not None:
             try:
                 parse_conv_swaps(node[CONV_SWAP_KEY])
@@ -289,7 +262,6 @@ def check_keypoint_counts(cfg: Config, phase: str = 'train') -> None:
     See :func:`mmconvplug.keypoint.config_check.check_keypoint_config`
     (raises ``KeypointCountError``, a ValueError, naming every length).
     """
-    from mmconvplug.keypoint.config_check import check_keypoint_config
     check_keypoint_config(cfg, phase)
 
 

@@ -1,7 +1,8 @@
 """Export a folded checkpoint and its deploy config (``tools/fold.py``).
 
 1. build the training config's model and load the trained checkpoint
-   strictly (after :func:`check_checkpoint_matches_model`);
+   strictly, after the checkpoint-fit check (:func:`~mmconvplug.apis.
+   init_model`);
 2. fold it with ``plain_conv_only=True``: every variant whose fold is a
    plain conv becomes one; the rest stay as trained and are reported;
 3. write the deploy config (:func:`make_deploy_config`), build *its* model,
@@ -17,7 +18,6 @@
    optimizer, schedulers, EMA) is dropped: it describes the unfolded
    parameters and the run, not the deployed model.
 """
-import copy
 import os
 import os.path as osp
 from dataclasses import dataclass
@@ -25,17 +25,16 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 
-from mmconvplug.utils import atomic_save, load_checkpoint_file
+from mmconvplug.convs.base import conv_variants
+from mmconvplug.fold import (DEFAULT_FOLD_TOLERANCE, FoldReport,
+                             FoldVerification, fold_model, verify_fold)
+from mmconvplug.utils import atomic_save
 from mmconvplug.utils.checkpoint_io import plain_checkpoint
 
-from .checkpoint_guard import check_checkpoint_matches_model, state_dict_of
-from .deploy_config import make_deploy_config, plugin_types_used
-from .fold_model import fold_model
-from .report import FoldReport
-from .variants import variant_classes
-from .verify import FoldVerification, verify_fold
+from .config import ConfigLike, load_config, plugin_types_used
+from .deploy_config import make_deploy_config
+from .model import init_model, load_weights, read_state_dict
 
 @dataclass
 class FoldExport:
@@ -77,13 +76,6 @@ def config_input_shape(cfg: Config) -> Tuple[int, int]:
     return 256, 256
 
 
-def build_model(cfg: Config) -> torch.nn.Module:
-    """Build ``cfg.model`` in the config's default scope, in eval mode."""
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(copy.deepcopy(cfg.model))
-    return model.eval()
-
-
 def _write_config(cfg: Config, path: str) -> None:
     if osp.lexists(path):
         raise FileExistsError(
@@ -96,12 +88,13 @@ def _write_config(cfg: Config, path: str) -> None:
     atomic_save(cfg, path, save_fn=save_text)
 
 
-def export_folded_checkpoint(config: str,
-                             checkpoint: str,
-                             out: str,
-                             cfg_options: Optional[dict] = None,
-                             input_shape: Optional[Sequence[int]] = None,
-                             tolerance: float = 1e-3) -> FoldExport:
+def export_folded_checkpoint(
+        config: ConfigLike,
+        checkpoint: str,
+        out: str,
+        cfg_options: Optional[dict] = None,
+        input_shape: Optional[Sequence[int]] = None,
+        tolerance: float = DEFAULT_FOLD_TOLERANCE) -> FoldExport:
     """Fold ``checkpoint`` (trained with ``config``) into ``out`` + ``out.py``.
 
     Raises:
@@ -120,20 +113,15 @@ def export_folded_checkpoint(config: str,
                 f'Refusing to write {path!r}: the file already exists (it '
                 'may be a training checkpoint or an earlier export). Choose '
                 'another OUT path, or delete the file first.')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    ckpt = load_checkpoint_file(checkpoint)
-    state = state_dict_of(ckpt)
-
-    trained = build_model(cfg)
-    check_checkpoint_matches_model(trained, state, source=checkpoint)
-    trained.load_state_dict(state, strict=True)
+    cfg = load_config(config, cfg_options)
+    loaded = read_state_dict(checkpoint)
+    trained = init_model(cfg)
+    load_weights(trained, loaded)
     folded, report = fold_model(
         trained, return_report=True, plain_conv_only=True)
 
-    deploy_cfg = make_deploy_config(cfg, report, variant_classes())
-    deploy_model = build_model(deploy_cfg)
+    deploy_cfg = make_deploy_config(cfg, report, conv_variants())
+    deploy_model = init_model(deploy_cfg)
     folded_state = folded.state_dict()
     try:
         deploy_model.load_state_dict(folded_state, strict=True)
@@ -155,7 +143,8 @@ def export_folded_checkpoint(config: str,
             f'tolerance={tolerance:g}; nothing was written. Check the fold '
             'of the conv variants with mmconvplug.verify_fold.')
 
-    wrapped = 'state_dict' in ckpt  # else a bare state dict: nothing else
+    ckpt = loaded.checkpoint
+    wrapped = loaded.layout.holder is not None  # else a bare state dict
     meta = dict(ckpt.get('meta') or {}) if wrapped else {}
     meta['mmconvplug_fold'] = dict(
         source_checkpoint=osp.basename(checkpoint),
@@ -164,7 +153,7 @@ def export_folded_checkpoint(config: str,
         max_rel_error=float(verification.max_rel_error))
     exported, dropped_meta = plain_checkpoint(folded_state, meta)
     dropped = tuple(k for k in ckpt if wrapped and k not in (
-        'meta', 'state_dict')) + tuple(dropped_meta)
+        'meta', loaded.layout.holder)) + tuple(dropped_meta)
     atomic_save(exported, out)
     try:
         _write_config(deploy_cfg, config_out)
