@@ -13,22 +13,26 @@ them): the compatibility fixes, the optimizer-constructor extension,
 Config -> model -> checkpoint (``init_model``, state dicts, the fold and
 test entry points) is :mod:`mmconvplug.apis`.
 """
-from .version import __version__
 from .utils.mmcv_ops import require_mmcv_ops
+from .version import __version__
 
 require_mmcv_ops()  # mmcv's compiled ops, built for this torch: else say so
-from . import compat  # noqa: F401  (first: fixes upstream before use)
-from . import convs  # noqa: F401
-from . import registry
+from . import (
+    compat,  # noqa: F401  (first: fixes upstream before use)
+    convs,  # noqa: F401
+    registry,
+)
 
 # The layers between the registries and the variants ask the contract
 # through the registry (mmconvplug.registry.is_conv_variant).
 registry.set_conv_variant_query(convs.is_conv_variant)
-from . import backbones  # noqa: F401
-from . import engine  # noqa: F401
-from . import keypoint  # noqa: F401
-from . import swap  # noqa: F401  (MODELS.build honours a model's conv_swap)
-from . import utils  # noqa: F401  (checkpoint IO, the config walker)
+from . import (
+    backbones,  # noqa: F401
+    engine,  # noqa: F401
+    keypoint,  # noqa: F401
+    swap,  # noqa: F401  (MODELS.build honours a model's conv_swap)
+    utils,  # noqa: F401  (checkpoint IO, the config walker)
+)
 from .fold import fold_model, verify_fold
 
 __all__ = ['__version__', 'fold_model', 'verify_fold']

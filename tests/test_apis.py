@@ -12,13 +12,23 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from mmconvplug.apis import (DEFAULT_FOLD_TOLERANCE, DEFAULT_SCOPE,
-                             add_checkpoint_fit_hook, config_scope,
-                             init_model, load_config, make_deploy_config,
-                             map_config, plugin_type_names, walk_config,
-                             with_test_hooks)
-from mmconvplug.engine.checkpoint_fit import (FoldCheckpointMismatchError,
-                                              IncompatibleKeysError)
+from mmconvplug.apis import (
+    DEFAULT_FOLD_TOLERANCE,
+    DEFAULT_SCOPE,
+    add_checkpoint_fit_hook,
+    config_scope,
+    init_model,
+    load_config,
+    make_deploy_config,
+    map_config,
+    plugin_type_names,
+    walk_config,
+    with_test_hooks,
+)
+from mmconvplug.engine.checkpoint_fit import (
+    FoldCheckpointMismatchError,
+    IncompatibleKeysError,
+)
 from mmconvplug.engine.hooks import FoldHook
 from mmconvplug.fold import fold_model
 from mmconvplug.fold.report import FoldReport

@@ -5,9 +5,12 @@ import pytest
 
 from mmconvplug.backbones import DomainBN
 from mmconvplug.convs import CondConv, DOConv, DWSConv, RefConv, SCConv
-from mmconvplug.utils.arg_checks import (check_choice, check_int,
-                                         check_positive_int,
-                                         check_positive_number)
+from mmconvplug.utils.arg_checks import (
+    check_choice,
+    check_int,
+    check_positive_int,
+    check_positive_number,
+)
 
 
 @pytest.mark.parametrize('value', [True, False, 0, -3, 2.0, '4', None])

@@ -22,13 +22,19 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from mmconvplug.compat import (UpstreamFix, fix_modules,
-                               register_checkpoint_safe_globals,
-                               upstream_fixes)
+from mmconvplug.compat import (
+    UpstreamFix,
+    fix_modules,
+    register_checkpoint_safe_globals,
+    upstream_fixes,
+)
 from mmconvplug.compat.safe_checkpoint_globals import history_buffer_getattr
 from mmconvplug.compat.upstream import installed_version, version_in_range
-from mmconvplug.utils.torch_compat import (clear_safe_globals, restricted_load,
-                                           weights_only_load)
+from mmconvplug.utils.torch_compat import (
+    clear_safe_globals,
+    restricted_load,
+    weights_only_load,
+)
 
 
 class _Regression(BaseModel):
@@ -160,8 +166,10 @@ def test_old_torch_refusal_is_reported_as_untrusted(tmp_path, monkeypatch):
     """On torch < 2.4 a refused global is named as such, never reported as
     a corrupt file; an mmengine checkpoint still loads."""
     from mmconvplug.utils import torch_compat
-    from mmconvplug.utils.checkpoint_io import (UntrustedCheckpointError,
-                                                load_checkpoint_file)
+    from mmconvplug.utils.checkpoint_io import (
+        UntrustedCheckpointError,
+        load_checkpoint_file,
+    )
     monkeypatch.setattr(torch_compat, 'has_native_safe_globals',
                         lambda: False)
     path = tmp_path / 'evil.pth'
@@ -324,7 +332,7 @@ def test_every_import_time_change_is_in_one_list():
     """After ``import mmconvplug``: the compat modules' changes and the two
     of the higher layers, each with its reason, range and upstream link;
     ``mmconvplug info`` prints this list."""
-    from mmconvplug.compat import UPSTREAM_CHANGES, APPLIED
+    from mmconvplug.compat import APPLIED, UPSTREAM_CHANGES
     from mmconvplug.compat.upstream import KINDS
     expected = set(upstream_fixes()) | set(CHANGES_ELSEWHERE)
     assert set(UPSTREAM_CHANGES) == expected

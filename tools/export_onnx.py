@@ -18,8 +18,8 @@ same command line).
 import sys
 from typing import List, Optional
 
-from mmconvplug.cli import standalone_main
 from mmconvplug.cli import export as command
+from mmconvplug.cli import standalone_main
 
 
 def main(argv: Optional[List[str]] = None) -> int:

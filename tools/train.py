@@ -21,8 +21,7 @@ from typing import List, Optional
 
 from mmconvplug.cli import standalone_main
 from mmconvplug.cli import train as command
-from mmconvplug.cli.train import (build_config, build_runner,  # noqa: F401
-                                  parse_args)
+from mmconvplug.cli.train import build_config, build_runner, parse_args  # noqa: F401
 
 
 def main(argv: Optional[List[str]] = None) -> int:

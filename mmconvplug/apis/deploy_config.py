@@ -26,8 +26,12 @@ from mmconvplug.fold.report import FoldReport
 from mmconvplug.swap.build_hook import CONV_SWAP_KEY
 from mmconvplug.utils.config_walk import config_types, map_config, type_name
 
-from .config import (custom_import_names, is_plugin_module,
-                     plugin_type_names, plugin_types_used)
+from .config import (
+    custom_import_names,
+    is_plugin_module,
+    plugin_type_names,
+    plugin_types_used,
+)
 
 #: Our hooks that only make sense with the unfolded model and the plugin
 #: (with the two 0.2.0 names of ``CheckpointFitHook``, so an old config

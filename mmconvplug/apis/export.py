@@ -27,14 +27,20 @@ import torch
 from mmengine.config import Config
 
 from mmconvplug.convs.base import conv_variants
-from mmconvplug.fold import (DEFAULT_FOLD_TOLERANCE, FoldReport,
-                             FoldVerification, fold_model, verify_fold)
+from mmconvplug.fold import (
+    DEFAULT_FOLD_TOLERANCE,
+    FoldReport,
+    FoldVerification,
+    fold_model,
+    verify_fold,
+)
 from mmconvplug.utils import atomic_save
 from mmconvplug.utils.checkpoint_io import plain_checkpoint
 
 from .config import ConfigLike, load_config, plugin_types_used
 from .deploy_config import make_deploy_config
 from .model import init_model, load_weights, read_state_dict
+
 
 @dataclass
 class FoldExport:

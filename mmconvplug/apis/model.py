@@ -29,8 +29,10 @@ from torch import nn
 
 from mmconvplug.engine.checkpoint_fit import check_checkpoint_fit
 from mmconvplug.utils import load_checkpoint_file
-from mmconvplug.utils.checkpoint_layout import (CheckpointLayout,
-                                                read_checkpoint_layout)
+from mmconvplug.utils.checkpoint_layout import (
+    CheckpointLayout,
+    read_checkpoint_layout,
+)
 
 from .config import DEFAULT_SCOPE, ConfigLike, config_scope, load_config
 

@@ -13,8 +13,11 @@ from typing import Dict, List
 
 from torch import nn
 
-from ..convs.domain import (check_domain_index, count_domain_parameters,
-                            multi_domain_layers)
+from ..convs.domain import (
+    check_domain_index,
+    count_domain_parameters,
+    multi_domain_layers,
+)
 
 
 def domain_parameters(model: nn.Module, domain: int) -> List[nn.Parameter]:

@@ -61,13 +61,19 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..convs.domain import (freeze_parameters, get_active_domain,
-                            multi_domain_layers, set_active_domain)
+from ..convs.domain import (
+    freeze_parameters,
+    get_active_domain,
+    multi_domain_layers,
+    set_active_domain,
+)
 from ..registry import MODELS
 from ..utils.arg_checks import check_int
 from .domain_adaptation import format_domain_overhead, freeze_all_but_domain
-from .multi_domain_checkpoint import (check_arch_of_state_dict,
-                                      convert_official_in_place)
+from .multi_domain_checkpoint import (
+    check_arch_of_state_dict,
+    convert_official_in_place,
+)
 
 #: ``arch`` -> its defaults. ``separable_norm``: a per-domain BN between
 #: each DWSConv's depthwise and pointwise conv; ``stem_relu``: a ReLU after

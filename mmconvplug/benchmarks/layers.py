@@ -41,13 +41,23 @@ import torch
 from mmcv.cnn import build_conv_layer
 from torch import nn
 
-from mmconvplug.analysis import (count_parameters, format_table,
-                                 interleaved_medians, peak_memory_bytes)
+from mmconvplug.analysis import (
+    count_parameters,
+    format_table,
+    interleaved_medians,
+    peak_memory_bytes,
+)
 from mmconvplug.convs.base import conv_variants, is_foldable
 
-from .baselines import (COND_CONV_PATH_ROWS, PUBLIC_DO_CONV, TIMM_COND_CONV,
-                        CondConvPath, PublicStyleDOConv, TimmCondConv,
-                        timm_available)
+from .baselines import (
+    COND_CONV_PATH_ROWS,
+    PUBLIC_DO_CONV,
+    TIMM_COND_CONV,
+    CondConvPath,
+    PublicStyleDOConv,
+    TimmCondConv,
+    timm_available,
+)
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,19 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-from mmconvplug.analysis import (TensorModeForward, count_flops,
-                                 count_parameters, default_data_samples,
-                                 format_table, interleaved_medians)
+from mmconvplug.analysis import (
+    TensorModeForward,
+    count_flops,
+    count_parameters,
+    default_data_samples,
+    format_table,
+    interleaved_medians,
+)
 from mmconvplug.apis import config_scope, init_model, load_config, map_config
 from mmconvplug.convs.base import conv_variants
-from mmconvplug.swap import CONV_SWAP_KEY
 from mmconvplug.fold import fold_model, verify_fold
 from mmconvplug.fold.fold_model import preserved_rng_state
+from mmconvplug.swap import CONV_SWAP_KEY
 
 #: Stock types that hard-code ``nn.Conv2d`` (no ``conv_cfg``): their convs
 #: become the variant through a ``conv_swap`` block instead.

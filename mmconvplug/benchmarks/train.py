@@ -47,8 +47,12 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
-from mmconvplug.analysis import (count_parameters, format_table,
-                                 interleaved_medians, peak_memory_bytes)
+from mmconvplug.analysis import (
+    count_parameters,
+    format_table,
+    interleaved_medians,
+    peak_memory_bytes,
+)
 from mmconvplug.analysis.memory import rss_peak_supported
 from mmconvplug.apis import init_model, load_config, map_config
 from mmconvplug.convs.base import is_conv_variant

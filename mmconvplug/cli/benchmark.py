@@ -18,8 +18,11 @@ import torch
 
 from mmconvplug.analysis.memory import rss_peak_supported
 from mmconvplug.benchmarks import layers, models, train
-from mmconvplug.benchmarks.baselines import (PUBLIC_DO_CONV, TIMM_COND_CONV,
-                                             timm_available)
+from mmconvplug.benchmarks.baselines import (
+    PUBLIC_DO_CONV,
+    TIMM_COND_CONV,
+    timm_available,
+)
 from mmconvplug.convs.base import conv_variants
 
 DESCRIPTION = """benchmarks, reported as ratios measured in one run

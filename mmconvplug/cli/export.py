@@ -39,8 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace,
         parser: argparse.ArgumentParser) -> int:
     """Export as the parsed command line says; the exit status."""
-    from mmconvplug.deploy import (DeployDependencyError,
-                                   export_checkpoint_onnx)
+    from mmconvplug.deploy import DeployDependencyError, export_checkpoint_onnx
     from mmconvplug.engine.checkpoint_fit import IncompatibleKeysError
     try:
         export, report = export_checkpoint_onnx(

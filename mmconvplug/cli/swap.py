@@ -12,8 +12,12 @@ import sys
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-from mmconvplug.apis import (has_conv_swap, init_model, load_config,
-                             swap_reports_of_config)
+from mmconvplug.apis import (
+    has_conv_swap,
+    init_model,
+    load_config,
+    swap_reports_of_config,
+)
 from mmconvplug.swap import ConvSwapConfigError, conv_table
 
 DESCRIPTION = """report a config's conv_swap: swapped convs, kernel sizes,

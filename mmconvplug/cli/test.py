@@ -11,11 +11,19 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmconvplug.apis import (DEFAULT_FOLD_TOLERANCE, check_config,
-                             format_side_by_side, load_test_config, run_test,
-                             test_unfolded_and_folded, with_test_hooks)
-from mmconvplug.engine.checkpoint_fit import (FoldCheckpointMismatchError,
-                                              IncompatibleKeysError)
+from mmconvplug.apis import (
+    DEFAULT_FOLD_TOLERANCE,
+    check_config,
+    format_side_by_side,
+    load_test_config,
+    run_test,
+    test_unfolded_and_folded,
+    with_test_hooks,
+)
+from mmconvplug.engine.checkpoint_fit import (
+    FoldCheckpointMismatchError,
+    IncompatibleKeysError,
+)
 from mmconvplug.utils import CorruptCheckpointError, UntrustedCheckpointError
 
 DESCRIPTION = """test (and evaluate) a model, folded by default

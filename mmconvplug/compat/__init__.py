@@ -89,11 +89,9 @@ def apply_upstream_fixes() -> Dict[str, bool]:
 
 # Import-time patches: re-exported for tests and explicit callers.
 from .cpu_distributed import enable_cpu_distributed  # noqa: E402
-from .local_checkpoint_loader import \
-    register_local_checkpoint_loader  # noqa: E402
+from .local_checkpoint_loader import register_local_checkpoint_loader  # noqa: E402
 from .optim_conv_variants import patch_optim_conv_variants  # noqa: E402
-from .safe_checkpoint_globals import \
-    register_checkpoint_safe_globals  # noqa: E402
+from .safe_checkpoint_globals import register_checkpoint_safe_globals  # noqa: E402
 from .ssd_head_predict import patch_ssd_head_predict  # noqa: E402
 
 apply_upstream_fixes()

@@ -39,9 +39,14 @@ from ..registry import MODELS
 from ..utils.arg_checks import check_int
 from .attributes import IntOrPair
 from .base import NonFoldableConvMixin
-from .cond_conv_ops import (COND_CONV_STRATEGIES, check_strategy,
-                            choose_strategy, cond_conv_grouped,
-                            cond_conv_unfold, conv_output_size)
+from .cond_conv_ops import (
+    COND_CONV_STRATEGIES,
+    check_strategy,
+    choose_strategy,
+    cond_conv_grouped,
+    cond_conv_unfold,
+    conv_output_size,
+)
 from .from_conv import adopt_conv_trainability, plain_conv_geometry
 
 __all__ = ['CondConv', 'COND_CONV_STRATEGIES', 'cond_conv_grouped',

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from mmconvplug.utils.torch_helpers import is_exporting
+
 from .attributes import IntOrPair
 
 #: Strategy names accepted by ``CondConv(strategy=...)``.

@@ -49,6 +49,7 @@ from torch import nn
 from mmconvplug.registry import MODELS
 from mmconvplug.utils.arg_checks import check_positive_int
 from mmconvplug.utils.torch_helpers import full_precision
+
 from .attributes import IntOrPair
 from .base import FoldableConvMixin
 from .do_conv_ops import compose_do_kernel

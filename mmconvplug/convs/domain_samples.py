@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 from torch import nn
 
 from mmconvplug.utils.arg_checks import check_int
+
 from .domain import check_domain_index, set_active_domain
 
 #: Metainfo keys read by :func:`domain_from_data_samples`, in this order.

@@ -9,6 +9,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
+
 def plain_conv_geometry(conv: nn.Module,
                         caller: str,
                         zero_padding_only: bool = True) -> dict:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mmconvplug.utils.torch_helpers import full_precision
+
 from .attributes import CONV_ARGUMENTS, ConvAttributesMixin
 from .from_conv import folded_trainability
 

@@ -12,8 +12,11 @@ from typing import Dict
 import torch
 from torch import nn
 
-from .mixins import (ConvVariantContractError, declares_conv_variant_contract,
-                     raise_if_broken)
+from .mixins import (
+    ConvVariantContractError,
+    declares_conv_variant_contract,
+    raise_if_broken,
+)
 
 #: The geometry every variant must build at with its defaults:
 #: ``cls(*REFERENCE_ARGS, **REFERENCE_KWARGS)``.

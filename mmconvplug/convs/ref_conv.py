@@ -56,6 +56,7 @@ from torch import nn
 
 from mmconvplug.registry import MODELS
 from mmconvplug.utils.torch_helpers import full_precision
+
 from .attributes import IntOrPair
 from .base import FoldableConvMixin
 from .from_conv import adopt_plain_conv, plain_conv_geometry

@@ -18,6 +18,7 @@ from torch.nn.modules.utils import _pair
 
 from mmconvplug.utils.arg_checks import check_positive_int
 from mmconvplug.utils.torch_helpers import full_precision
+
 from .attributes import IntOrPair
 
 #: The paper's refocusing map size.

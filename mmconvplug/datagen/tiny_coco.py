@@ -20,8 +20,11 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mmconvplug.keypoint.coco_person_meta import (COCO_PERSON_KEYPOINT_NAMES,
-                                                  COCO_PERSON_SKELETON)
+from mmconvplug.keypoint.coco_person_meta import (
+    COCO_PERSON_KEYPOINT_NAMES,
+    COCO_PERSON_SKELETON,
+)
+
 from .shapes import DrawnObject, compose_scene, mask_polygons
 from .validation import check_generator_args
 

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from mmconvplug.keypoint.crowdpose_meta import CROWDPOSE_COUNTED_KEYPOINTS
+
 from .shapes import DrawnObject, compose_scene
 from .tiny_coco import COCO_SHAPE_CLASSES, _annotation, label_keypoints
 from .validation import check_generator_args

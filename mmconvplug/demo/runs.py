@@ -11,8 +11,11 @@ from typing import Dict, List, Optional
 import torch
 from mmengine.runner import Runner
 
-from mmconvplug.analysis import (count_parameters, interleaved_medians,
-                                 output_difference)
+from mmconvplug.analysis import (
+    count_parameters,
+    interleaved_medians,
+    output_difference,
+)
 from mmconvplug.configs_path import configs_root
 from mmconvplug.datagen import TINY_DATASETS, ensure_tiny_dataset
 from mmconvplug.fold import fold_model

@@ -33,8 +33,12 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from mmconvplug.analysis import (OutputDifference, TensorModeForward,
-                                 compare_outputs, flatten_tensors)
+from mmconvplug.analysis import (
+    OutputDifference,
+    TensorModeForward,
+    compare_outputs,
+    flatten_tensors,
+)
 from mmconvplug.apis import init_model, load_config
 from mmconvplug.apis.export import config_input_shape
 from mmconvplug.convs.base import full_precision, is_conv_variant

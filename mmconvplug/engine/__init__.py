@@ -2,7 +2,9 @@
 ``Pretrained`` init."""
 from mmconvplug.compat import install_upstream_change
 
-from . import hooks  # noqa: F401
-from . import pretrained_init
+from . import (
+    hooks,  # noqa: F401
+    pretrained_init,
+)
 
 install_upstream_change(pretrained_init.CHANGE)  # 'Pretrained' is ours now

@@ -53,19 +53,34 @@ import fnmatch
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import (Any, Dict, FrozenSet, Iterable, List, Mapping, Optional,
-                    Sequence, Set, Tuple)
+from typing import (
+    Any,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from mmconvplug.convs.base import (build_reference_layer, conv_variants,
-                                   is_conv_variant)
+from mmconvplug.convs.base import (
+    build_reference_layer,
+    conv_variants,
+    is_conv_variant,
+)
 from mmconvplug.swap import swapped_layer_names
-from mmconvplug.utils.checkpoint_layout import (DDP_PREFIX,
-                                                MMENGINE_STATE_DICT_KEYS,
-                                                read_checkpoint_layout)
+from mmconvplug.utils.checkpoint_layout import (
+    DDP_PREFIX,
+    MMENGINE_STATE_DICT_KEYS,
+    read_checkpoint_layout,
+)
 
 #: Checkpoint keys of an ImageNet classifier: dropped without a report when
 #: the model has no such layer (torchvision / official SCNet ``fc``,

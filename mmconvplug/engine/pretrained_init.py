@@ -52,9 +52,11 @@ class CheckedPretrainedInit(PretrainedInit):
         self.strict = bool(strict)
 
     def __call__(self, module: nn.Module) -> None:
-        from mmengine.runner.checkpoint import (_load_checkpoint,
-                                                _load_checkpoint_with_prefix,
-                                                load_state_dict)
+        from mmengine.runner.checkpoint import (
+            _load_checkpoint,
+            _load_checkpoint_with_prefix,
+            load_state_dict,
+        )
         print_log(f'load model from: {self.checkpoint}', logger='current')
         if self.prefix is None:
             checkpoint = _load_checkpoint(self.checkpoint,

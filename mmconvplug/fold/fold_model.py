@@ -19,8 +19,12 @@ from typing import Iterator, Tuple, Union
 import torch
 from torch import nn
 
-from mmconvplug.convs.base import (freeze_like, full_precision,
-                                   is_conv_variant, is_foldable)
+from mmconvplug.convs.base import (
+    freeze_like,
+    full_precision,
+    is_conv_variant,
+    is_foldable,
+)
 
 from .bn_fusion import fuse_batch_norms
 from .report import FoldedLayer, FoldReport, KeptLayer

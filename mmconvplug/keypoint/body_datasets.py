@@ -7,6 +7,7 @@ Both files come without ``area``; it is filled from the box by mmpose's rule
 (:mod:`mmconvplug.keypoint.coco_style`), in the dataset and in the metric.
 """
 from mmconvplug.registry import DATASETS
+
 from .aic_meta import AIC_METAINFO
 from .crowdpose_meta import CROWDPOSE_METAINFO
 from .dataset import CocoKeypointDataset

@@ -14,8 +14,7 @@ from typing import Any, Iterator, List, Tuple
 from mmengine.config import Config
 from mmengine.registry import DATASETS
 
-from mmconvplug.utils.config_walk import (leaf_datasets, type_name,
-                                          walk_config)
+from mmconvplug.utils.config_walk import leaf_datasets, type_name, walk_config
 
 from .keypoint_counts import check_keypoint_counts, metainfo_counts
 

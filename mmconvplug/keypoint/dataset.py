@@ -36,6 +36,7 @@ import numpy as np
 from mmdet.datasets import CocoDataset
 
 from mmconvplug.registry import DATASETS
+
 from .coco_person_meta import COCO_PERSON_METAINFO
 from .coco_style import complete_annotation
 from .keypoint_counts import check_keypoint_counts, metainfo_counts

@@ -18,6 +18,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmconvplug.registry import MODELS
+
 from .heatmap_codec import decode_heatmaps, encode_heatmap_targets
 from .keypoint_counts import KeypointCountError
 

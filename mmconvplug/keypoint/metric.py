@@ -27,6 +27,7 @@ from mmengine.fileio import dump, load
 from mmengine.logging import MMLogger
 
 from mmconvplug.registry import METRICS
+
 from .coco_person_meta import COCO_PERSON_KEYPOINT_SIGMAS
 from .coco_style import complete_annotation
 from .dataset import KEYPOINT_PIXEL_CENTRE_OFFSET

@@ -19,8 +19,12 @@ Any other geometric transform (crop, affine, mosaic ...) would leave the
 keypoints behind; it is not supported in a keypoint pipeline.
 """
 import numpy as np
-from mmdet.datasets.transforms import (LoadAnnotations, PackDetInputs,
-                                       RandomFlip, Resize)
+from mmdet.datasets.transforms import (
+    LoadAnnotations,
+    PackDetInputs,
+    RandomFlip,
+    Resize,
+)
 
 from mmconvplug.registry import TRANSFORMS
 

@@ -25,11 +25,15 @@ the block: ``tools/fold.py`` writes that stock config as the deploy config.
 from mmconvplug.compat import install_upstream_change
 
 from . import build_hook
-from .build_hook import (CONV_SWAP_KEY, build_hook_installed,
-                         install_build_hook)
+from .build_hook import CONV_SWAP_KEY, build_hook_installed, install_build_hook
 from .report import ConvSwapReport, SkippedConv, SwappedConv, conv_table
-from .spec import (ConvSwapConfigError, ConvSwapSpec, parse_conv_swap,
-                   parse_conv_swaps, swappable_variants)
+from .spec import (
+                         ConvSwapConfigError,
+                         ConvSwapSpec,
+                         parse_conv_swap,
+                         parse_conv_swaps,
+                         swappable_variants,
+)
 from .swap_convs import conv_swap_reports, swap_convs, swapped_layer_names
 
 install_upstream_change(build_hook.CHANGE)

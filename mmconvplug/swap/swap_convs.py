@@ -26,8 +26,13 @@ from mmconvplug.fold.fold_model import preserved_rng_state
 from .matching import check_patterns_match, first_match
 from .report import ConvSwapReport, SkippedConv, SwappedConv
 from .spec import ConvSwapConfigError, ConvSwapSpec, parse_conv_swaps
-from .stock_init import (SwapRecord, add_records, module_slots,
-                         needs_kept_plain, replace_module)
+from .stock_init import (
+    SwapRecord,
+    add_records,
+    module_slots,
+    needs_kept_plain,
+    replace_module,
+)
 
 
 def plain_conv_types() -> Tuple[type, ...]:

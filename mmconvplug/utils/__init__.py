@@ -5,8 +5,12 @@ Nothing here imports another mmconvplug package (the layer test,
 other libraries: the patches of upstream behaviour live in
 :mod:`mmconvplug.compat`, applied by ``import mmconvplug``.
 """
-from .checkpoint_io import (CorruptCheckpointError, UntrustedCheckpointError,
-                            atomic_save, load_checkpoint_file)
+from .checkpoint_io import (
+                            CorruptCheckpointError,
+                            UntrustedCheckpointError,
+                            atomic_save,
+                            load_checkpoint_file,
+)
 from .config_walk import config_types, map_config, walk_config
 from .removed import RemovedAPIError, removed_names
 

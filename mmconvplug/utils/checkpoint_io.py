@@ -27,7 +27,6 @@ from enum import Enum
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
-
 import torch
 
 from .torch_compat import REFUSED_MARKER, weights_only_load

@@ -4,10 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from mmconvplug.analysis import (compare_outputs, count_flops,
-                                 count_parameters, format_table,
-                                 interleaved_medians, output_difference,
-                                 peak_memory_bytes)
+from mmconvplug.analysis import (
+    compare_outputs,
+    count_flops,
+    count_parameters,
+    format_table,
+    interleaved_medians,
+    output_difference,
+    peak_memory_bytes,
+)
 from mmconvplug.analysis.memory import rss_peak_supported
 
 

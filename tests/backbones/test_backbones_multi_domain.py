@@ -4,8 +4,12 @@ import pytest
 import torch
 
 from mmconvplug import fold_model
-from mmconvplug.backbones import (DomainBN, MultiDomainResNet26,
-                                  domain_overhead, domain_parameters)
+from mmconvplug.backbones import (
+    DomainBN,
+    MultiDomainResNet26,
+    domain_overhead,
+    domain_parameters,
+)
 from mmconvplug.convs.domain import count_domain_parameters, set_active_domain
 
 

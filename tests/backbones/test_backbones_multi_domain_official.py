@@ -7,13 +7,12 @@ import logging
 import pytest
 import torch
 from mmengine.logging import MMLogger
-from multi_domain_official_reference import (flat_resnet26,
-                                             official_state_dict)
+from multi_domain_official_reference import flat_resnet26, official_state_dict
 
-from mmconvplug.backbones import (DomainBN, MultiDomainResNet26,
-                                  domain_overhead)
-from mmconvplug.backbones.multi_domain_checkpoint import \
-    convert_official_state_dict
+from mmconvplug.backbones import DomainBN, MultiDomainResNet26, domain_overhead
+from mmconvplug.backbones.multi_domain_checkpoint import (
+    convert_official_state_dict,
+)
 from mmconvplug.convs import DWSConv, set_active_domain
 
 

@@ -5,9 +5,8 @@ import pytest
 import torch
 from mmdet.models.backbones import ResNet
 from mmengine.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
-
 from scnet_official_reference import OfficialSCNet, randomized
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmconvplug.backbones import SCResNet, SCResNetV1d
 

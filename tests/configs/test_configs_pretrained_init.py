@@ -28,13 +28,14 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.utils import get_installed_path
 
 from mmconvplug.backbones.sc_resnet import SCNET_IMAGENET_CHECKPOINTS
-from mmconvplug.engine.checkpoint_fit import (IncompatibleKeysError,
-                                              strict_pretrained_inits)
+from mmconvplug.engine.checkpoint_fit import (
+    IncompatibleKeysError,
+    strict_pretrained_inits,
+)
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'backbones'))
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'convs'))
-from refconv_official_reference import \
-    refocus_stock_kernels_officially  # noqa: E402
+from refconv_official_reference import refocus_stock_kernels_officially  # noqa: E402
 from scnet_official_reference import OfficialSCNet, randomized  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

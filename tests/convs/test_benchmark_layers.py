@@ -13,9 +13,12 @@ import torch
 from cond_sc_dws_reference import cond_conv_reference
 
 from mmconvplug.benchmarks import layers
-from mmconvplug.benchmarks.baselines import (COND_CONV_PATH_ROWS,
-                                             TIMM_COND_CONV, CondConvPath,
-                                             timm_available)
+from mmconvplug.benchmarks.baselines import (
+    COND_CONV_PATH_ROWS,
+    TIMM_COND_CONV,
+    CondConvPath,
+    timm_available,
+)
 from mmconvplug.cli import main as cli_main
 from mmconvplug.convs import CondConv
 from mmconvplug.convs.base import conv_variants

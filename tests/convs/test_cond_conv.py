@@ -3,8 +3,12 @@ import math
 
 import pytest
 import torch
-from cond_sc_dws_reference import (MODEL_BUILDERS, cond_conv_reference,
-                                   model_inputs, train_step)
+from cond_sc_dws_reference import (
+    MODEL_BUILDERS,
+    cond_conv_reference,
+    model_inputs,
+    train_step,
+)
 from mmcv.cnn import ConvModule
 from torch import nn
 

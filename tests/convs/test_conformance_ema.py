@@ -26,10 +26,10 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
+from mmconvplug.apis.export import export_folded_checkpoint
 from mmconvplug.convs import conv_variants
 from mmconvplug.convs.base import build_reference_layer
 from mmconvplug.engine.hooks import FoldHook, FoldHookOrderError
-from mmconvplug.apis.export import export_folded_checkpoint
 
 VARIANTS = sorted(name for name, cls in conv_variants().items()
                   if cls.__module__.startswith('mmconvplug.'))

@@ -10,9 +10,9 @@ and for every CondConv strategy (see ``docs/conformance.md``).
 import pytest
 import torch
 from mmcv.cnn import ConvModule
+from test_conv_contract import GEOMETRIES, VARIANTS, build, variant
 from torch import nn
 
-from test_conv_contract import GEOMETRIES, VARIANTS, build, variant
 from mmconvplug.convs.cond_conv import COND_CONV_STRATEGIES
 
 

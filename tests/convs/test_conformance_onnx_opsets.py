@@ -9,12 +9,15 @@ refuses, naming the opset needed.
 See ``docs/conformance.md``.
 """
 import pytest
-import torch
-
 from test_conv_contract import VARIANTS, build, inputs
+
 from mmconvplug.convs.cond_conv import COND_CONV_STRATEGIES
-from mmconvplug.deploy.onnx_export import (MIN_ONNX_OPSET, check_onnx,
-                                           newest_onnx_opset, onnx_bytes)
+from mmconvplug.deploy.onnx_export import (
+    MIN_ONNX_OPSET,
+    check_onnx,
+    newest_onnx_opset,
+    onnx_bytes,
+)
 
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')

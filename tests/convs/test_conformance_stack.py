@@ -13,11 +13,11 @@ import torch
 from mmcv.cnn import ConvModule, fuse_conv_bn, get_model_complexity_info
 from mmdet.models.backbones.resnet import BasicBlock
 from mmengine.model import BaseModule, revert_sync_batchnorm
+from test_conv_contract import VARIANTS, assert_rel_close, build, inputs
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from test_conv_contract import VARIANTS, assert_rel_close, build, inputs
 from mmconvplug.analysis import count_flops
 from mmconvplug.fold import fold_model
 
@@ -128,8 +128,9 @@ def test_mmengine_efficient_conv_bn_eval_skips_a_variant(name):
     """mmengine's Runner option ``efficient_conv_bn_eval`` pairs a
     ``_ConvNd`` with the BN after it in an fx graph; a variant is skipped
     (exact, not fused)."""
-    from mmengine.model.efficient_conv_bn_eval import \
-        turn_on_efficient_conv_bn_eval
+    from mmengine.model.efficient_conv_bn_eval import (
+        turn_on_efficient_conv_bn_eval,
+    )
     for conv_type in (name, 'Conv2d'):  # the plain one is the control
         module = _conv_bn(conv_type)
         model = nn.Sequential()

@@ -15,8 +15,8 @@ import threading
 
 import pytest
 import torch
-
 from test_conv_contract import VARIANTS, build, inputs
+
 from mmconvplug.convs import kernel_cache as kernel_cache_module
 
 #: Forwards per thread (a bounded hammer; the forced interleaving below is

@@ -14,11 +14,19 @@ import torch
 from mmcv.cnn import ConvModule, build_conv_layer
 from torch import nn
 
-from mmconvplug.convs import (FoldUnsupportedError, FromConvUnsupportedError,
-                              conv_variants, is_conv_variant)
-from mmconvplug.convs.base import (CONV_ATTRIBUTES, ConvVariantContractError,
-                                   FoldableConvMixin, build_reference_layer,
-                                   check_conv_variant_class)
+from mmconvplug.convs import (
+    FoldUnsupportedError,
+    FromConvUnsupportedError,
+    conv_variants,
+    is_conv_variant,
+)
+from mmconvplug.convs.base import (
+    CONV_ATTRIBUTES,
+    ConvVariantContractError,
+    FoldableConvMixin,
+    build_reference_layer,
+    check_conv_variant_class,
+)
 from mmconvplug.fold import fold_model
 from mmconvplug.utils.torch_compat import torchscript_exporter_kwargs
 

@@ -1,12 +1,14 @@
 """DOConv: paper formula, init, mmdet/mmseg use (contract: test_conv_contract)."""
 import pytest
 import torch
+from conv_reference_formulas import (
+    conv2d_by_unfold,
+    do_conv_feature_composition,
+    rectangular_identity,
+)
 from mmcv.cnn import ConvModule
 from torch import nn
 
-from conv_reference_formulas import (conv2d_by_unfold,
-                                     do_conv_feature_composition,
-                                     rectangular_identity)
 from mmconvplug.convs import DOConv
 
 

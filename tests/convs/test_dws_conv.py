@@ -1,18 +1,28 @@
 """DWSConv and the active-domain API, checked against the paper's formula."""
 import pytest
 import torch
-from cond_sc_dws_reference import (MODEL_BUILDERS, build_fpn,
-                                   dws_conv_reference, model_inputs,
-                                   train_step)
+from cond_sc_dws_reference import (
+    MODEL_BUILDERS,
+    build_fpn,
+    dws_conv_reference,
+    model_inputs,
+    train_step,
+)
 from mmcv.cnn import ConvModule, build_conv_layer
 from mmdet.structures import DetDataSample
 from torch import nn
 
-from mmconvplug.convs import (DWSConv, FoldUnsupportedError,
-                              count_domain_parameters,
-                              domain_from_data_samples, get_active_domain,
-                              is_foldable, set_active_domain,
-                              set_domain_from_data_samples, using_domain)
+from mmconvplug.convs import (
+    DWSConv,
+    FoldUnsupportedError,
+    count_domain_parameters,
+    domain_from_data_samples,
+    get_active_domain,
+    is_foldable,
+    set_active_domain,
+    set_domain_from_data_samples,
+    using_domain,
+)
 from mmconvplug.convs.base import CONV_ATTRIBUTES
 
 

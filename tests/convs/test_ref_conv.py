@@ -1,12 +1,14 @@
 """RefConv: paper formula, frozen basis, init, mmdet/mmseg (contract suite aside)."""
 import pytest
 import torch
+from conv_reference_formulas import (
+    conv2d_by_unfold,
+    refocused_kernel_by_shifts,
+)
 from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
-from conv_reference_formulas import (conv2d_by_unfold,
-                                     refocused_kernel_by_shifts)
 from mmconvplug.convs import RefConv
 
 

@@ -9,8 +9,11 @@ from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmconvplug.datagen import (COCO_CLASSES, make_tiny_coco,
-                                make_tiny_coco_keypoints)
+from mmconvplug.datagen import (
+    COCO_CLASSES,
+    make_tiny_coco,
+    make_tiny_coco_keypoints,
+)
 from mmconvplug.keypoint import COCO_PERSON_KEYPOINT_NAMES
 
 SIZE = (96, 96)

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from mmconvplug.datagen import TINY_DATASETS, make_tiny_crowdpose
-from mmconvplug.datagen.tiny_crowdpose import (PUBLISHED_KEYPOINT_NAMES,
-                                               crowdpose_points)
 from mmconvplug.datagen.shapes import person_keypoints
+from mmconvplug.datagen.tiny_crowdpose import (
+    PUBLISHED_KEYPOINT_NAMES,
+    crowdpose_points,
+)
 from mmconvplug.keypoint import CrowdPoseKeypointDataset
 
 SIZE = (96, 96)

@@ -14,9 +14,13 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
-from mmconvplug.datagen import (make_tiny_cityscapes, make_tiny_coco,
-                                make_tiny_coco_keypoints, make_tiny_voc,
-                                set_data_root)
+from mmconvplug.datagen import (
+    make_tiny_cityscapes,
+    make_tiny_coco,
+    make_tiny_coco_keypoints,
+    make_tiny_voc,
+    set_data_root,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -14,7 +14,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-
 from deploy_tiny_models import REPO, case_config, make_case_data
 
 pytestmark = [

@@ -25,9 +25,14 @@ import importlib
 
 import pytest
 import torch
+from deploy_tiny_models import (
+    CASES,
+    build_model,
+    case_config,
+    first_batch,
+    make_case_data,
+)
 
-from deploy_tiny_models import (CASES, build_model, case_config,
-                                first_batch, make_case_data)
 from mmconvplug.analysis import flatten_tensors
 
 #: Relative tolerance of the autocast loss against float32. Dense models

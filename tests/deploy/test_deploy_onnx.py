@@ -11,8 +11,8 @@ import sys
 
 import pytest
 import torch
-
 from deploy_tiny_models import REPO, build_model, case_config
+
 from mmconvplug.deploy import export_onnx
 from mmconvplug.fold import fold_model
 

@@ -16,10 +16,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from deploy_tiny_models import REPO
 from mmengine.logging.history_buffer import HistoryBuffer
 from torch import nn
 
-from deploy_tiny_models import REPO
 from mmconvplug.utils.checkpoint_io import plain_checkpoint, to_plain_data
 
 #: Loads each file given on the command line as a stock tool would, without

@@ -36,10 +36,9 @@ import mmseg
 import numpy as np
 import pytest
 import torch
+from deploy_tiny_models import REPO
 from mmengine.fileio import load
 from PIL import Image
-
-from deploy_tiny_models import REPO
 
 sys.path.insert(0, osp.join(REPO, 'tests', 'fold'))
 sys.path.insert(0, osp.join(REPO, 'tests', 'e2e'))
@@ -199,6 +198,7 @@ MASK_KPT_ITERS = 6
 def test_stock_mmdet_test_tool_on_folded_tiny_mask_keypoint_rcnn(tmp_path):
     """Train (tools/train.py), test (ours), fold, test (stock mmdet)."""
     from mmengine.config import Config
+
     from mmconvplug.datagen import make_tiny_coco_keypoints
     data_root = str(tmp_path / 'data' / 'coco')
     make_tiny_coco_keypoints(data_root, num_train=4, num_val=2,

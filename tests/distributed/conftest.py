@@ -1,8 +1,12 @@
 """Tiny datasets for the 2-process tests, generated once per session."""
 import pytest
 
-from mmconvplug.datagen import (make_tiny_cityscapes, make_tiny_coco,
-                                make_tiny_coco_keypoints, make_tiny_voc)
+from mmconvplug.datagen import (
+    make_tiny_cityscapes,
+    make_tiny_coco,
+    make_tiny_coco_keypoints,
+    make_tiny_voc,
+)
 
 #: kind -> (generator, sub-folder generated into, data_root below it, size)
 TINY_DATA = {

@@ -8,7 +8,9 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmconvplug.compat.cpu_sync_batchnorm import (
-    FIX, revert_sync_batchnorm_on_cpu)
+    FIX,
+    revert_sync_batchnorm_on_cpu,
+)
 
 
 def _model():

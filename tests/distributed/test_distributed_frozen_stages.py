@@ -22,8 +22,8 @@ import os.path as osp
 import sys
 
 import pytest
-from mmengine.config import Config
 from frozen_stages_ddp import cases
+from mmengine.config import Config
 from test_distributed_families import GLOO, NPROC, REPO, _free_port, _run
 
 from mmconvplug.datagen.config_paths import set_data_root

@@ -24,8 +24,11 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from mmconvplug.backbones import (MultiDomainResNet26, domain_parameters,
-                                  freeze_all_but_domain)
+from mmconvplug.backbones import (
+    MultiDomainResNet26,
+    domain_parameters,
+    freeze_all_but_domain,
+)
 from mmconvplug.convs import DWSConv, set_active_domain
 
 WORLD_SIZE = 2

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from e2e_tiny_runs import REPO
 
 pytestmark = pytest.mark.slow

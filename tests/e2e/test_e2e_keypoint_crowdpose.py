@@ -13,10 +13,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from e2e_tiny_runs import load_tool, read_scalars, tiny_config, train_losses
 from mmengine.fileio import load
 
-from e2e_tiny_runs import (load_tool, read_scalars, tiny_config,
-                           train_losses)
 from mmconvplug.datagen import make_tiny_crowdpose
 
 pytestmark = pytest.mark.slow

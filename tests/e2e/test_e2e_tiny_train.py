@@ -7,13 +7,21 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from e2e_tiny_runs import (
+    load_tool,
+    read_log,
+    read_scalars,
+    tiny_config,
+    train_losses,
+)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from e2e_tiny_runs import (load_tool, read_log, read_scalars, tiny_config,
-                           train_losses)
-from mmconvplug.datagen import (make_tiny_cityscapes, make_tiny_coco,
-                                make_tiny_voc)
+from mmconvplug.datagen import (
+    make_tiny_cityscapes,
+    make_tiny_coco,
+    make_tiny_voc,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,6 @@
 import os.path as osp
 
 import pytest
-
 from e2e_tiny_runs import load_tool
 
 #: A stand-alone config (no mmdet::/mmseg:: bases: parses in milliseconds)

@@ -15,10 +15,12 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 from mmconvplug.backbones import SCResNet
-from mmconvplug.engine.checkpoint_fit import (IncompatibleKeysError,
-                                              check_checkpoint_keys,
-                                              find_incompatible_keys,
-                                              group_keys)
+from mmconvplug.engine.checkpoint_fit import (
+    IncompatibleKeysError,
+    check_checkpoint_keys,
+    find_incompatible_keys,
+    group_keys,
+)
 
 
 class _Records(logging.Handler):

@@ -1,12 +1,14 @@
 """Folded vs unfolded checkpoint mix-ups fail loudly, with the fix (fast)."""
 import pytest
+from fold_test_modules import FoldTestTwoBranchConv  # noqa: F401 (registers)
 from mmcv.cnn import ConvModule
 from torch import nn
 
-from fold_test_modules import FoldTestTwoBranchConv  # noqa: F401 (registers)
 from mmconvplug import fold_model
-from mmconvplug.engine.checkpoint_fit import (FoldCheckpointMismatchError,
-                                              check_checkpoint_matches_model)
+from mmconvplug.engine.checkpoint_fit import (
+    FoldCheckpointMismatchError,
+    check_checkpoint_matches_model,
+)
 
 
 def trained_net():

@@ -2,9 +2,9 @@
 training (weights, losses, EMA) exactly as without the hook."""
 import pytest
 import torch
+from fold_runner_helpers import make_data, tiny_cfg, variant_conv_cfg
 from mmengine.runner import Runner
 
-from fold_runner_helpers import make_data, tiny_cfg, variant_conv_cfg
 from mmconvplug.engine.hooks import FoldHook
 
 EMA = dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.1,

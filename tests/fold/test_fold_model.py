@@ -1,10 +1,10 @@
 """fold_model / verify_fold / BN fusion on small models (fast)."""
 import pytest
 import torch
+from fold_test_modules import FoldTestGatedConv, FoldTestTwoBranchConv
 from mmcv.cnn import ConvModule
 from torch import nn
 
-from fold_test_modules import FoldTestGatedConv, FoldTestTwoBranchConv
 from mmconvplug import fold_model, verify_fold
 from mmconvplug.fold import FoldReport, fuse_conv_and_bn
 
@@ -121,8 +121,8 @@ def test_fuse_bn_in_conv_module_and_sequential():
 
 
 def test_fuse_bn_in_resnet_stems_and_blocks():
-    from mmseg.models.backbones import ResNetV1c
     from mmdet.models.backbones import ResNet
+    from mmseg.models.backbones import ResNetV1c
     for backbone in (ResNet(depth=18, base_channels=8, out_indices=(3, )),
                      ResNetV1c(depth=50, base_channels=8, stem_channels=8,
                                num_stages=2, out_indices=(1, ),

@@ -5,13 +5,18 @@ import os.path as osp
 
 import pytest
 import torch
+from fold_runner_helpers import (
+    load_tool,
+    make_data,
+    save_random_checkpoint,
+    tiny_cfg,
+    variant_conv_cfg,
+)
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from fold_runner_helpers import (load_tool, make_data, save_random_checkpoint,
-                                 tiny_cfg, variant_conv_cfg)
-from mmconvplug.fold import verify_fold
 from mmconvplug.apis import plugin_type_names
+from mmconvplug.fold import verify_fold
 
 MIM = {
     'mmdet': osp.join(osp.dirname(__import__('mmdet').__file__), '.mim',

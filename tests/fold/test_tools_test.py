@@ -3,9 +3,13 @@ and checkpoint mix-ups stop with the fix."""
 import re
 
 import pytest
-
-from fold_runner_helpers import (load_tool, make_data, save_random_checkpoint,
-                                 tiny_cfg, variant_conv_cfg)
+from fold_runner_helpers import (
+    load_tool,
+    make_data,
+    save_random_checkpoint,
+    tiny_cfg,
+    variant_conv_cfg,
+)
 
 
 def compared_metrics(printed: str) -> dict:

@@ -17,8 +17,10 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
-from mmconvplug.keypoint import (COCO_PERSON_KEYPOINT_NAMES,
-                                 COCO_PERSON_SKELETON)
+from mmconvplug.keypoint import (
+    COCO_PERSON_KEYPOINT_NAMES,
+    COCO_PERSON_SKELETON,
+)
 
 WIDTH, HEIGHT = 96, 80
 

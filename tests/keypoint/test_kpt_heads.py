@@ -3,8 +3,11 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
-from mmconvplug.keypoint import (KeypointHeatmapHead, KeypointHeatmapLoss,
-                                 encode_heatmap_targets)
+from mmconvplug.keypoint import (
+    KeypointHeatmapHead,
+    KeypointHeatmapLoss,
+    encode_heatmap_targets,
+)
 
 
 def _small_head(**kwargs):

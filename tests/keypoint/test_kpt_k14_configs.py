@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.structures import InstanceData
 
-from mmconvplug.keypoint import KeypointCountError
 from mmconvplug.apis import check_config
+from mmconvplug.keypoint import KeypointCountError
 
 CONFIG_DIR = osp.join(
     osp.dirname(__file__), '..', '..', 'configs', 'keypoint_rcnn')

@@ -8,11 +8,17 @@ stays inside K, and its four per-keypoint lists agree.
 import numpy as np
 import pytest
 
-from mmconvplug.keypoint import (AIC_METAINFO, COCO_PERSON_METAINFO,
-                                 CROWDPOSE_COUNTED_KEYPOINTS,
-                                 CROWDPOSE_METAINFO, AicKeypointDataset,
-                                 CocoKeypointDataset, CrowdPoseKeypointDataset,
-                                 KeypointCountError, check_keypoint_counts)
+from mmconvplug.keypoint import (
+    AIC_METAINFO,
+    COCO_PERSON_METAINFO,
+    CROWDPOSE_COUNTED_KEYPOINTS,
+    CROWDPOSE_METAINFO,
+    AicKeypointDataset,
+    CocoKeypointDataset,
+    CrowdPoseKeypointDataset,
+    KeypointCountError,
+    check_keypoint_counts,
+)
 from mmconvplug.keypoint.keypoint_counts import metainfo_counts
 
 METAINFO = {

@@ -9,15 +9,24 @@ import json
 import numpy as np
 import pytest
 import torch
-from kpt_crowdpose_data import (HEIGHT, NUM_KEYPOINTS, WIDTH,
-                                write_crowdpose_style)
+from kpt_crowdpose_data import (
+    HEIGHT,
+    NUM_KEYPOINTS,
+    WIDTH,
+    write_crowdpose_style,
+)
 from mmdet.datasets import CocoDataset
 from mmengine.structures import InstanceData
 
-from mmconvplug.keypoint import (AREA_FROM_BOX_FACTOR, AicKeypointDataset,
-                                 CocoKeypointDataset, CocoKeypointMetric,
-                                 CrowdPoseKeypointDataset, KeypointCountError,
-                                 area_from_box)
+from mmconvplug.keypoint import (
+    AREA_FROM_BOX_FACTOR,
+    AicKeypointDataset,
+    CocoKeypointDataset,
+    CocoKeypointMetric,
+    CrowdPoseKeypointDataset,
+    KeypointCountError,
+    area_from_box,
+)
 
 DATASETS_K14 = [CrowdPoseKeypointDataset, AicKeypointDataset]
 

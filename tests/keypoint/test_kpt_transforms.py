@@ -3,11 +3,14 @@ import numpy as np
 import pytest
 from mmdet.structures.bbox import HorizontalBoxes
 
-from mmconvplug.keypoint import (COCO_PERSON_FLIP_INDICES,
-                                 COCO_PERSON_KEYPOINT_NAMES,
-                                 KeypointRandomFlip, KeypointResize,
-                                 PackKeypointDetInputs,
-                                 flip_indices_from_names)
+from mmconvplug.keypoint import (
+    COCO_PERSON_FLIP_INDICES,
+    COCO_PERSON_KEYPOINT_NAMES,
+    KeypointRandomFlip,
+    KeypointResize,
+    PackKeypointDetInputs,
+    flip_indices_from_names,
+)
 
 NAMES = COCO_PERSON_KEYPOINT_NAMES
 

@@ -4,8 +4,10 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from mmconvplug.keypoint import (COCO_PERSON_METAINFO,
-                                 KeypointDetLocalVisualizer)
+from mmconvplug.keypoint import (
+    COCO_PERSON_METAINFO,
+    KeypointDetLocalVisualizer,
+)
 
 
 def test_pred_keypoints_and_limbs_are_drawn():

@@ -19,8 +19,8 @@ config is written for *exact* reproducibility, which the tests rely on:
 import json
 import os
 import os.path as osp
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 from typing import Dict, List, Optional

@@ -12,8 +12,10 @@ from mmcv.cnn import build_conv_layer
 from torch import nn
 
 from mmconvplug.convs.domain import get_active_domain, set_active_domain
-from mmconvplug.engine.checkpoint_fit import (FoldCheckpointMismatchError,
-                                              check_checkpoint_matches_model)
+from mmconvplug.engine.checkpoint_fit import (
+    FoldCheckpointMismatchError,
+    check_checkpoint_matches_model,
+)
 from mmconvplug.fold import fold_model
 
 

@@ -18,8 +18,12 @@ from mmengine.runner import Runner, load_checkpoint
 from torch import nn
 from torch.utils.data import Dataset
 
-from mmconvplug.utils import (CorruptCheckpointError, UntrustedCheckpointError,
-                              atomic_save, load_checkpoint_file)
+from mmconvplug.utils import (
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+    atomic_save,
+    load_checkpoint_file,
+)
 
 
 class _CreatesSentinel:

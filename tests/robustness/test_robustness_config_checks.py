@@ -7,8 +7,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmconvplug.apis import (MissingCustomImportsWarning, check_config,
-                             registered_conv_types)
+from mmconvplug.apis import (
+    MissingCustomImportsWarning,
+    check_config,
+    registered_conv_types,
+)
 from mmconvplug.apis.config_checks import check_dist_backend
 
 

@@ -26,8 +26,15 @@ import time
 
 import pytest
 import torch
-from robustness_tiny_seg import (REPO, child_env, logs, make_data, run,
-                                 train_command, write_config)
+from robustness_tiny_seg import (
+    REPO,
+    child_env,
+    logs,
+    make_data,
+    run,
+    train_command,
+    write_config,
+)
 
 from mmconvplug.utils import load_checkpoint_file
 

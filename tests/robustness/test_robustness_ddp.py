@@ -17,10 +17,18 @@ points; measured max weight difference 3e-8, mIoU identical.
 import os.path as osp
 
 import pytest
-from robustness_tiny_seg import (dist_train_command, free_port, logs,
-                                 make_data, max_abs_difference, run,
-                                 state_dict, train_command, val_metrics,
-                                 write_config)
+from robustness_tiny_seg import (
+    dist_train_command,
+    free_port,
+    logs,
+    make_data,
+    max_abs_difference,
+    run,
+    state_dict,
+    train_command,
+    val_metrics,
+    write_config,
+)
 
 WEIGHT_ATOL = 1e-5
 MIOU_ATOL = 0.05

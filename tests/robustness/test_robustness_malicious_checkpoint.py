@@ -14,8 +14,7 @@ import sys
 
 import pytest
 import torch
-from robustness_tiny_seg import (REPO, TEST, child_env, make_data,
-                                 write_config)
+from robustness_tiny_seg import REPO, TEST, child_env, make_data, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -12,16 +12,21 @@ official formula from that map, and differs from the plain stock model.
 """
 import pytest
 import torch
-from swap_test_utils import (SWAP_CONFIGS, build, load, model_dict,
-                             perturbed_, convs_under, without_downloads)
-
-from refconv_official_reference import \
-    refocus_stock_kernels_officially  # noqa: I100
+from refconv_official_reference import refocus_stock_kernels_officially  # noqa: I100
+from swap_test_utils import (
+    SWAP_CONFIGS,
+    build,
+    convs_under,
+    load,
+    model_dict,
+    perturbed_,
+    without_downloads,
+)
 
 from mmconvplug.analysis import output_difference
+from mmconvplug.apis import make_deploy_config
 from mmconvplug.convs.base import conv_variants, is_conv_variant
 from mmconvplug.fold import fold_model
-from mmconvplug.apis import make_deploy_config
 from mmconvplug.swap import conv_swap_reports, parse_conv_swap
 
 #: Convs of the published heads that each config must swap (a sample that

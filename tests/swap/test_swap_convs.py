@@ -8,8 +8,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from mmconvplug.convs.base import is_conv_variant
-from mmconvplug.swap import (ConvSwapConfigError, conv_swap_reports,
-                             swap_convs)
+from mmconvplug.swap import ConvSwapConfigError, conv_swap_reports, swap_convs
 
 
 class Head(BaseModule):

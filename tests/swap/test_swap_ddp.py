@@ -15,9 +15,17 @@ import pytest
 from swap_test_utils import REPO
 
 sys.path.insert(0, osp.join(REPO, 'tests', 'robustness'))
-from robustness_tiny_seg import (dist_train_command, free_port,  # noqa: E402
-                                 logs, make_data, max_abs_difference, run,
-                                 state_dict, train_command, write_config)
+from robustness_tiny_seg import (  # noqa: E402
+    dist_train_command,
+    free_port,
+    logs,
+    make_data,
+    max_abs_difference,
+    run,
+    state_dict,
+    train_command,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 

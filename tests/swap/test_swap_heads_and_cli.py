@@ -113,6 +113,7 @@ def test_dict_configdict_and_config_objects_all_swap():
 
 def test_info_says_where_conv_swap_is_honoured():
     import mmseg.registry  # noqa: F401  (created after the hook: inherits)
+
     from mmconvplug.cli.info import info_lines
     (line, ) = [x for x in info_lines()
                 if x.startswith('upstream') and 'conv_swap_build_hook' in x]

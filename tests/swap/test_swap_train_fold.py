@@ -13,13 +13,16 @@ import os.path as osp
 
 import pytest
 import torch
+from e2e_tiny_runs import load_tool, read_log, tiny_config  # noqa: I100
 from mmengine.config import Config
 from swap_test_utils import build, load, model_dict  # noqa: I100
 
-from e2e_tiny_runs import load_tool, read_log, tiny_config  # noqa: I100
 from mmconvplug.analysis import output_difference
-from mmconvplug.datagen import (make_tiny_cityscapes, make_tiny_coco,
-                                make_tiny_voc)
+from mmconvplug.datagen import (
+    make_tiny_cityscapes,
+    make_tiny_coco,
+    make_tiny_voc,
+)
 from mmconvplug.utils import load_checkpoint_file
 
 pytestmark = pytest.mark.slow

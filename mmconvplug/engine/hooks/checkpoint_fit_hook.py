@@ -32,8 +32,11 @@ from mmengine.model import is_model_wrapper
 from mmconvplug.registry import HOOKS
 from mmconvplug.utils.removed import removed_type
 
-from ..checkpoint_fit import (IMAGENET_CLASSIFIER_KEYS, check_checkpoint_fit,
-                              strict_pretrained_inits)
+from ..checkpoint_fit import (
+    IMAGENET_CLASSIFIER_KEYS,
+    check_checkpoint_fit,
+    strict_pretrained_inits,
+)
 
 
 @HOOKS.register_module()

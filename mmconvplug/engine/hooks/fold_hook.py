@@ -31,9 +31,15 @@ from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import get_priority
 
-from mmconvplug.analysis import (TensorModeForward, count_flops,
-                                 count_parameters, eval_mode, format_table,
-                                 interleaved_medians, prepare_inputs)
+from mmconvplug.analysis import (
+    TensorModeForward,
+    count_flops,
+    count_parameters,
+    eval_mode,
+    format_table,
+    interleaved_medians,
+    prepare_inputs,
+)
 from mmconvplug.fold import DEFAULT_FOLD_TOLERANCE, fold_model, verify_fold
 from mmconvplug.fold.fold_model import preserved_rng_state
 from mmconvplug.registry import HOOKS
