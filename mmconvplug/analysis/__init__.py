@@ -14,15 +14,15 @@ the fold verification (``tools/fold.py``) and the demo measure models:
 from .complexity import TensorModeForward, count_flops, count_parameters
 from .memory import peak_memory_bytes
 from .outputs import (
-                      OutputDifference,
-                      compare_outputs,
-                      default_data_samples,
-                      eval_mode,
-                      flatten_tensors,
-                      is_base_model,
-                      model_outputs,
-                      output_difference,
-                      prepare_inputs,
+    OutputDifference,
+    compare_outputs,
+    default_data_samples,
+    eval_mode,
+    flatten_tensors,
+    is_base_model,
+    model_outputs,
+    output_difference,
+    prepare_inputs,
 )
 from .tables import format_table
 from .timing import interleaved_medians, time_call

@@ -23,38 +23,38 @@ from mmconvplug.fold import DEFAULT_FOLD_TOLERANCE
 from mmconvplug.utils.config_walk import config_types, map_config, walk_config
 
 from .config import (
-                     DEFAULT_SCOPE,
-                     add_checkpoint_fit_hook,
-                     config_path,
-                     config_scope,
-                     has_checkpoint_fit_hook,
-                     imports_plugin,
-                     load_config,
-                     plugin_type_names,
-                     plugin_types,
-                     plugin_types_used,
+    DEFAULT_SCOPE,
+    add_checkpoint_fit_hook,
+    config_path,
+    config_scope,
+    has_checkpoint_fit_hook,
+    imports_plugin,
+    load_config,
+    plugin_type_names,
+    plugin_types,
+    plugin_types_used,
 )
 from .config_checks import (
-                     MissingCustomImportsWarning,
-                     check_config,
-                     registered_conv_types,
+    MissingCustomImportsWarning,
+    check_config,
+    registered_conv_types,
 )
 from .deploy_config import make_deploy_config
 from .export import FoldExport, export_folded_checkpoint
 from .model import (
-                     LoadedCheckpoint,
-                     build_in_scope,
-                     init_model,
-                     load_weights,
-                     read_state_dict,
+    LoadedCheckpoint,
+    build_in_scope,
+    init_model,
+    load_weights,
+    read_state_dict,
 )
 from .swap import has_conv_swap, swap_reports_of_config
 from .test import (
-                     format_side_by_side,
-                     load_test_config,
-                     run_test,
-                     test_unfolded_and_folded,
-                     with_test_hooks,
+    format_side_by_side,
+    load_test_config,
+    run_test,
+    test_unfolded_and_folded,
+    with_test_hooks,
 )
 
 __all__ = [

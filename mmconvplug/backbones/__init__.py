@@ -1,10 +1,10 @@
 """Backbones built from the conv variants (root ``MODELS``: mmdet and mmseg
 scopes both see them)."""
 from .domain_adaptation import (
-                                domain_overhead,
-                                domain_parameters,
-                                format_domain_overhead,
-                                freeze_all_but_domain,
+    domain_overhead,
+    domain_parameters,
+    format_domain_overhead,
+    freeze_all_but_domain,
 )
 from .domain_norm import DomainBN
 from .mobilenet_v1 import MobileNetV1

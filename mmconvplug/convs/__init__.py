@@ -5,26 +5,26 @@ else uses (:func:`conv_variants`, :func:`is_conv_variant`): :mod:`.query`.
 A new variant is one file, imported here.
 """
 from .base import (
-                   CONV_ATTRIBUTES,
-                   ConvVariantContractError,
-                   ConvVariantMixin,
-                   FoldableConvMixin,
-                   FoldUnsupportedError,
-                   FromConvUnsupportedError,
-                   NonFoldableConvMixin,
+    CONV_ATTRIBUTES,
+    ConvVariantContractError,
+    ConvVariantMixin,
+    FoldableConvMixin,
+    FoldUnsupportedError,
+    FromConvUnsupportedError,
+    NonFoldableConvMixin,
 )
 from .cond_conv import CondConv
 from .do_conv import DOConv, compose_do_kernel
 from .domain import (
-                   MultiDomainMixin,
-                   count_domain_parameters,
-                   get_active_domain,
-                   set_active_domain,
-                   using_domain,
+    MultiDomainMixin,
+    count_domain_parameters,
+    get_active_domain,
+    set_active_domain,
+    using_domain,
 )
 from .domain_samples import (
-                   domain_from_data_samples,
-                   set_domain_from_data_samples,
+    domain_from_data_samples,
+    set_domain_from_data_samples,
 )
 from .dws_conv import DWSConv
 from .kernel_cache import KernelCache

@@ -80,35 +80,35 @@ Example:
 from mmconvplug.utils.torch_helpers import full_precision, is_exporting
 
 from .attributes import (
-                         CONV_ARGUMENTS,
-                         CONV_ATTRIBUTES,
-                         ConvAttributesMixin,
-                         IntOrPair,
+    CONV_ARGUMENTS,
+    CONV_ATTRIBUTES,
+    ConvAttributesMixin,
+    IntOrPair,
 )
 from .from_conv import (
-                         adopt_conv_trainability,
-                         adopt_plain_conv,
-                         folded_trainability,
-                         freeze_like,
-                         plain_conv_geometry,
+    adopt_conv_trainability,
+    adopt_plain_conv,
+    folded_trainability,
+    freeze_like,
+    plain_conv_geometry,
 )
 from .mixins import (
-                         ConvVariantContractError,
-                         ConvVariantMixin,
-                         FoldableConvMixin,
-                         FoldUnsupportedError,
-                         FromConvUnsupportedError,
-                         NonFoldableConvMixin,
-                         check_conv_variant_class,
-                         declares_conv_variant_contract,
+    ConvVariantContractError,
+    ConvVariantMixin,
+    FoldableConvMixin,
+    FoldUnsupportedError,
+    FromConvUnsupportedError,
+    NonFoldableConvMixin,
+    check_conv_variant_class,
+    declares_conv_variant_contract,
 )
 from .query import (
-                         REFERENCE_ARGS,
-                         REFERENCE_KWARGS,
-                         build_reference_layer,
-                         conv_variants,
-                         is_conv_variant,
-                         is_foldable,
+    REFERENCE_ARGS,
+    REFERENCE_KWARGS,
+    build_reference_layer,
+    conv_variants,
+    is_conv_variant,
+    is_foldable,
 )
 
 __all__ = [

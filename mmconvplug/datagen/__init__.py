@@ -11,19 +11,19 @@ stock mmdet / mmseg dataset classes read them, and the same configs run on
 the real datasets by changing ``data_root``.
 """
 from .catalog import (
-                      TINY_DATASETS,
-                      TinyDataset,
-                      ensure_tiny_dataset,
-                      make_tiny_dataset,
+    TINY_DATASETS,
+    TinyDataset,
+    ensure_tiny_dataset,
+    make_tiny_dataset,
 )
 from .config_paths import set_data_root
 from .shapes import compose_scene
 from .tiny_cityscapes import CITYSCAPES_CLASSES, make_tiny_cityscapes
 from .tiny_coco import (
-                      COCO_CLASSES,
-                      COCO_SHAPE_CLASSES,
-                      make_tiny_coco,
-                      make_tiny_coco_keypoints,
+    COCO_CLASSES,
+    COCO_SHAPE_CLASSES,
+    make_tiny_coco,
+    make_tiny_coco_keypoints,
 )
 from .tiny_crowdpose import make_tiny_crowdpose
 from .tiny_voc import VOC_CLASSES, VOC_SHAPE_CLASSES, make_tiny_voc

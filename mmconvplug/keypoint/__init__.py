@@ -13,29 +13,29 @@ Importing this package registers, in mmengine's root registries:
 * visualizer: ``KeypointDetLocalVisualizer``.
 """
 from .aic_meta import (
-                       AIC_FLIP_INDICES,
-                       AIC_KEYPOINT_NAMES,
-                       AIC_KEYPOINT_SIGMAS,
-                       AIC_METAINFO,
-                       AIC_SKELETON,
+    AIC_FLIP_INDICES,
+    AIC_KEYPOINT_NAMES,
+    AIC_KEYPOINT_SIGMAS,
+    AIC_METAINFO,
+    AIC_SKELETON,
 )
 from .body_datasets import AicKeypointDataset, CrowdPoseKeypointDataset
 from .coco_person_meta import (
-                       COCO_PERSON_FLIP_INDICES,
-                       COCO_PERSON_KEYPOINT_NAMES,
-                       COCO_PERSON_KEYPOINT_SIGMAS,
-                       COCO_PERSON_METAINFO,
-                       COCO_PERSON_SKELETON,
-                       flip_indices_from_names,
+    COCO_PERSON_FLIP_INDICES,
+    COCO_PERSON_KEYPOINT_NAMES,
+    COCO_PERSON_KEYPOINT_SIGMAS,
+    COCO_PERSON_METAINFO,
+    COCO_PERSON_SKELETON,
+    flip_indices_from_names,
 )
 from .coco_style import AREA_FROM_BOX_FACTOR, area_from_box
 from .crowdpose_meta import (
-                       CROWDPOSE_COUNTED_KEYPOINTS,
-                       CROWDPOSE_FLIP_INDICES,
-                       CROWDPOSE_KEYPOINT_NAMES,
-                       CROWDPOSE_KEYPOINT_SIGMAS,
-                       CROWDPOSE_METAINFO,
-                       CROWDPOSE_SKELETON,
+    CROWDPOSE_COUNTED_KEYPOINTS,
+    CROWDPOSE_FLIP_INDICES,
+    CROWDPOSE_KEYPOINT_NAMES,
+    CROWDPOSE_KEYPOINT_SIGMAS,
+    CROWDPOSE_METAINFO,
+    CROWDPOSE_SKELETON,
 )
 from .dataset import CocoKeypointDataset
 from .detector import KeypointRCNN
@@ -46,10 +46,10 @@ from .loss import KeypointHeatmapLoss
 from .metric import CocoKeypointMetric
 from .roi_head import KeypointRoIHead
 from .transforms import (
-                       KeypointRandomFlip,
-                       KeypointResize,
-                       LoadKeypointAnnotations,
-                       PackKeypointDetInputs,
+    KeypointRandomFlip,
+    KeypointResize,
+    LoadKeypointAnnotations,
+    PackKeypointDetInputs,
 )
 from .visualization import KeypointDetLocalVisualizer
 

@@ -28,11 +28,11 @@ from . import build_hook
 from .build_hook import CONV_SWAP_KEY, build_hook_installed, install_build_hook
 from .report import ConvSwapReport, SkippedConv, SwappedConv, conv_table
 from .spec import (
-                         ConvSwapConfigError,
-                         ConvSwapSpec,
-                         parse_conv_swap,
-                         parse_conv_swaps,
-                         swappable_variants,
+    ConvSwapConfigError,
+    ConvSwapSpec,
+    parse_conv_swap,
+    parse_conv_swaps,
+    swappable_variants,
 )
 from .swap_convs import conv_swap_reports, swap_convs, swapped_layer_names
 

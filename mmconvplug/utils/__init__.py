@@ -6,10 +6,10 @@ other libraries: the patches of upstream behaviour live in
 :mod:`mmconvplug.compat`, applied by ``import mmconvplug``.
 """
 from .checkpoint_io import (
-                            CorruptCheckpointError,
-                            UntrustedCheckpointError,
-                            atomic_save,
-                            load_checkpoint_file,
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+    atomic_save,
+    load_checkpoint_file,
 )
 from .config_walk import config_types, map_config, walk_config
 from .removed import RemovedAPIError, removed_names
