@@ -33,6 +33,7 @@ def swap_reports_of_config(
         raise ValueError(
             'the config has no conv_swap block: add one to the model, e.g. '
             "model=dict(conv_swap=dict(type='DOConv', include=['backbone']))"
-            ' (see README, "Using the plugin from your own config").')
+            ' (see docs/get_started.md, "Using the plugin from your own '
+            'config").')
     model = init_model(cfg)
     return model, conv_swap_reports(model)

@@ -250,7 +250,7 @@ def _ratio(value: Optional[float]) -> str:
 
 
 def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
-    """The ratios as a table (text, or Markdown for the README)."""
+    """The ratios as a table (text, or Markdown for the docs)."""
     header = ['shape', 'variant', 'params', 'train', 'eval', 'folded',
               'peak MB', 'mem']
     cells = []

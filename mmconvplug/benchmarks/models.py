@@ -150,7 +150,7 @@ def benchmark_model(name: str, variant: str, quick: bool,
 
 def format_results(rows: List[Dict[str, Any]],
                    markdown: bool = False) -> str:
-    """The figures as a table (text, or Markdown for the README)."""
+    """The figures as a table (text, or Markdown for the docs)."""
     header = ['model', 'layers folded', 'M params trained > folded',
               'GFLOPs trained > folded', 'ms folded / stock', 'ratio',
               'rel. error']

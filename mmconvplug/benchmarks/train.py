@@ -328,7 +328,7 @@ def benchmark_model(name: str,
 
 
 def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
-    """The ratios as a table (text, or Markdown for the README)."""
+    """The ratios as a table (text, or Markdown for the docs)."""
     header = ['model (batch x input)', 'variant', 'train step vs plain',
               's/step plain', 'peak MB (vs plain)', 'step-0 loss rel. diff']
     cells = [[

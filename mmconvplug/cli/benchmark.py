@@ -56,7 +56,7 @@ def add_measurement_options(parser: argparse.ArgumentParser,
     parser.add_argument('--json', metavar='OUT',
                         help='also write the results as JSON to OUT')
     parser.add_argument('--markdown', action='store_true',
-                        help='print the table in Markdown (for the README)')
+                        help='print the table in Markdown (for the docs)')
 
 
 def measurement_setup(parser: argparse.ArgumentParser,

@@ -1,4 +1,4 @@
-"""Conformance: EMA (``EMAHook`` / ``ExponentialMovingAverage``), every variant.
+"""Conformance: EMA (``EMAHook``, ``ExponentialMovingAverage``), all variants.
 
 The entry of ``docs/conformance.md``: validation, the folded copy that
 ``FoldHook`` validates, and a folded export of the run's checkpoint all use
@@ -189,7 +189,8 @@ def test_folded_export_uses_the_ema_weights(tmp_path, name):
     config = tmp_path / 'net.py'
     config.write_text(
         f"default_scope = 'mmengine'\n"
-        f"model = dict(type='EMAConformanceNet', conv_cfg=dict(type={name!r}))\n")
+        "model = dict(type='EMAConformanceNet', "
+        f"conv_cfg=dict(type={name!r}))\n")
     out = tmp_path / 'folded.pth'
     result = export_folded_checkpoint(
         str(config), str(tmp_path / 'run' / f'iter_{ITERS}.pth'), str(out),

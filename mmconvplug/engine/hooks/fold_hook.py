@@ -50,7 +50,7 @@ class FoldVerificationError(RuntimeError):
 
 
 class FoldHookOrderError(ValueError):
-    """An ``EMAHook`` runs after ``FoldHook``: the raw weights would be folded."""
+    """An ``EMAHook`` runs after ``FoldHook``, which would fold raw weights."""
 
 
 @HOOKS.register_module()
@@ -119,13 +119,14 @@ class FoldHook(Hook):
         late = [hook for hook in hooks[mine + 1:] if isinstance(hook, EMAHook)]
         if late:
             raise FoldHookOrderError(
-                f'FoldHook (priority {get_priority(self.priority)}) runs before '
-                f'{type(late[0]).__name__} (priority '
+                f'FoldHook (priority {get_priority(self.priority)}) runs '
+                f'before {type(late[0]).__name__} (priority '
                 f'{get_priority(late[0].priority)}): it would fold and '
                 'evaluate the raw weights, not the EMA weights the validation '
                 'is meant to use. Give the EMAHook a priority that runs first '
                 "(a smaller number, e.g. priority=49 as mmdet's configs do), "
-                "or leave FoldHook at its default priority 'BELOW_NORMAL' (60).")
+                'or leave FoldHook at its default priority '
+                "'BELOW_NORMAL' (60).")
 
     # -- swap in / out -------------------------------------------------
     def _swap_in_folded(self, runner, stage: str) -> None:
