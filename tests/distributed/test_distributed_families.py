@@ -201,7 +201,8 @@ def _selected_cases(request) -> list:
     cases = {
         item.callspec.params['case']
         for item in request.session.items
-        if item.module is request.module and hasattr(item, 'callspec')
+        if getattr(item, 'module', None) is request.module
+        and hasattr(item, 'callspec')
     }
     return sorted(cases or CASES)
 
