@@ -17,19 +17,15 @@ from .utils.mmcv_ops import require_mmcv_ops
 from .version import __version__
 
 require_mmcv_ops()  # mmcv's compiled ops, built for this torch: else say so
-from . import (
-    compat,  # noqa: F401  (first: fixes upstream before use)
-    convs,  # noqa: F401
-    registry,
-)
+from . import compat  # noqa: F401  (first: fixes upstream before use)
 
-# The layers between the registries and the variants ask the contract
-# through the registry (mmconvplug.registry.is_conv_variant).
-registry.set_conv_variant_query(convs.is_conv_variant)
+# isort: split
 from . import (
     backbones,  # noqa: F401
+    convs,  # noqa: F401  (also installs registry.is_conv_variant)
     engine,  # noqa: F401
     keypoint,  # noqa: F401
+    registry,  # noqa: F401
     swap,  # noqa: F401  (MODELS.build honours a model's conv_swap)
     utils,  # noqa: F401  (checkpoint IO, the config walker)
 )

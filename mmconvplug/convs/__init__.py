@@ -4,6 +4,7 @@ What a variant provides: :mod:`.base` (the contract); the query everything
 else uses (:func:`conv_variants`, :func:`is_conv_variant`): :mod:`.query`.
 A new variant is one file, imported here.
 """
+from ..registry import set_conv_variant_query
 from .base import (
     CONV_ATTRIBUTES,
     ConvVariantContractError,
@@ -31,6 +32,10 @@ from .kernel_cache import KernelCache
 from .query import conv_variants, is_conv_variant, is_foldable
 from .ref_conv import RefConv, refocus_kernel
 from .sc_conv import SCConv
+
+# The layers between the registries and the variants (compat/) ask the
+# contract through the registry: installed wherever convs is imported.
+set_conv_variant_query(is_conv_variant)
 
 __all__ = ['CONV_ATTRIBUTES', 'FoldableConvMixin', 'is_foldable',
            'FoldUnsupportedError', 'NonFoldableConvMixin', 'CondConv',
