@@ -46,6 +46,8 @@ from mmconvplug.fold import FoldReport, fold_model
 from mmconvplug.utils import atomic_save
 from mmconvplug.utils.torch_compat import torchscript_exporter_kwargs
 
+from .runtimes import DeployDependencyError, OnnxRuntimeSession, require
+
 #: The oldest ONNX opset every conv variant exports at (mmdeploy's default;
 #: torch exports CondConv's ``F.unfold`` from opset 11 on).
 MIN_ONNX_OPSET = 11
@@ -56,19 +58,8 @@ INPUT_NAME = 'inputs'
 BATCH_AXIS = 'batch'
 
 
-class DeployDependencyError(ImportError):
-    """onnx / onnxruntime is not installed."""
-
-
 def _require(module: str):
-    try:
-        return __import__(module)
-    except ImportError as error:
-        raise DeployDependencyError(
-            f'{module} is not installed: ONNX export and its check need onnx '
-            'and onnxruntime. Install them with `pip install '
-            'mmconvplug[deploy]` (or `pip install onnx onnxruntime`).'
-        ) from error
+    return require(module)
 
 
 class TensorOutputs(TensorModeForward):
