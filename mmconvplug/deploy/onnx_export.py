@@ -1,16 +1,13 @@
-"""Export a model to ONNX with a dynamic batch axis, checked by onnxruntime.
+"""Export one module to ONNX with a dynamic batch axis, checked by
+onnxruntime.
 
-Two levels:
-
-* :func:`export_onnx` exports any module (a conv layer, a backbone, a
-  folded detector or segmentor) traced on example inputs, with axis 0 of the
-  input and of every output dynamic, then runs the ONNX graph in
-  onnxruntime at other batch sizes and compares it with the eager model
-  (:func:`check_onnx`). Nothing is written unless every check passes.
-* :func:`export_checkpoint_onnx` (``tools/export_onnx.py``) builds a config's
-  model and loads a checkpoint strictly (:func:`mmconvplug.apis.
-  init_model`), folds what folds
-  (:func:`~mmconvplug.fold.fold_model`) and exports it.
+:func:`export_onnx` exports any module (a conv layer, a backbone, a folded
+single-stage detector or segmentor) traced on example inputs, with axis 0
+of the input and of every output dynamic, then runs the ONNX graph in
+onnxruntime at other batch sizes and compares it with the eager model
+(:func:`check_onnx`). Nothing is written unless every check passes. Whole
+detectors and segmentors, two-stage ones included, export through
+:mod:`.model_export` (``tools/export_onnx.py``).
 
 An mmengine ``BaseModel`` (mmdet detector, mmseg segmentor) is exported in
 ``mode='tensor'``: the input is the preprocessed image batch (normalised,
@@ -18,8 +15,8 @@ padded: what ``model.data_preprocessor`` gives) and the outputs are the raw
 head outputs, flattened in order (SSD: every level's class scores, then
 every level's box deltas; an mmseg ``EncoderDecoder``: the decode head's
 logits). Post-processing (anchor decoding, NMS, resizing) stays in Python,
-as in mmdet's and mmseg's own tensor mode. Single-stage detectors and
-segmentors only: a two-stage detector's tensor mode needs image metadata.
+as in mmdet's and mmseg's own tensor mode. A two-stage detector's tensor
+mode needs image metadata: :mod:`.model_export` splits it instead.
 
 Uses torch's TorchScript-based exporter (``torch.jit.trace``), so the same
 trace-safety rules as ``torch.jit.trace`` apply; onnx and onnxruntime come
@@ -39,14 +36,11 @@ from mmconvplug.analysis import (
     compare_outputs,
     flatten_tensors,
 )
-from mmconvplug.apis import init_model, load_config
-from mmconvplug.apis.export import config_input_shape
 from mmconvplug.convs.base import full_precision, is_conv_variant
-from mmconvplug.fold import FoldReport, fold_model
 from mmconvplug.utils import atomic_save
 from mmconvplug.utils.torch_compat import torchscript_exporter_kwargs
 
-from .runtimes import DeployDependencyError, OnnxRuntimeSession, require
+from .runtimes import require
 
 #: The oldest ONNX opset every conv variant exports at (mmdeploy's default;
 #: torch exports CondConv's ``F.unfold`` from opset 11 on).
@@ -120,10 +114,9 @@ def _check_exportable(model: nn.Module) -> None:
         raise ValueError(
             f'{type(model).__name__} is a two-stage detector: its '
             "mode='tensor' forward needs per-image metadata for the RPN, so "
-            'it does not export as a graph of one image tensor. Export its '
-            'backbone and neck instead (export_onnx(nn.Sequential(...)) or a '
-            'module calling model.extract_feat), or a single-stage detector '
-            'or segmentor.')
+            'it does not export as a graph of one image tensor. Export it '
+            'with mmconvplug.deploy.export_model_onnx (an image graph and '
+            'RoI graphs, opset >= 16) or `mmconvplug export`.')
 
 
 def newest_onnx_opset() -> int:
@@ -338,58 +331,3 @@ def export_onnx(model: nn.Module,
     atomic_save(data, path, overwrite=overwrite,
                 save_fn=lambda blob, file: file.write(blob))
     return OnnxExport(osp.abspath(path), names, checks)
-
-
-def export_checkpoint_onnx(config: str,
-                           checkpoint: str,
-                           out: str,
-                           input_shape: Optional[Sequence[int]] = None,
-                           batch_size: int = 2,
-                           check_batch_sizes: Sequence[int] = (1, 3),
-                           tolerance: float = 1e-4,
-                           cfg_options: Optional[dict] = None
-                           ) -> Tuple[OnnxExport, FoldReport]:
-    """Build ``config``'s model, load ``checkpoint``, fold, export to ONNX.
-
-    Works for a training config with its trained checkpoint (the foldable
-    variants are folded first; the rest, e.g. CondConv, are traced as they
-    are) and for a ``tools/fold.py`` deploy config with its folded
-    checkpoint.
-
-    Args:
-        config (str): the model config.
-        checkpoint (str): its checkpoint; loaded with ``strict=True``.
-        out (str): the ``.onnx`` file to write (never overwritten).
-        input_shape (Sequence[int], optional): ``(H, W)`` of the traced
-            input. Defaults to None: the test pipeline's fixed Resize, else
-            256x256.
-        batch_size (int): batch size traced with. Defaults to 2.
-        check_batch_sizes (Sequence[int]): batch sizes checked in
-            onnxruntime. Defaults to (1, 3).
-        tolerance (float): largest relative error accepted. Defaults to 1e-4.
-        cfg_options (dict, optional): overrides merged into the config.
-
-    Returns:
-        tuple[OnnxExport, FoldReport]: the export and what was folded.
-    """
-    if osp.lexists(out):
-        raise FileExistsError(
-            f'Refusing to write {out!r}: the file already exists. Choose '
-            'another path or delete the file first.')
-    cfg = load_config(config, cfg_options)
-    model = init_model(cfg, checkpoint)
-    folded, report = fold_model(model, return_report=True)
-    height, width = input_shape or config_input_shape(cfg)
-    channels = _input_channels(cfg.model)
-    generator = torch.Generator().manual_seed(1)
-    example = torch.randn(batch_size, channels, height, width,
-                          generator=generator)
-    export = export_onnx(folded.eval(), example, out,
-                         check_batch_sizes=check_batch_sizes,
-                         tolerance=tolerance)
-    return export, report
-
-
-def _input_channels(model_cfg: dict) -> int:
-    backbone = model_cfg.get('backbone') or {}
-    return int(backbone.get('in_channels', 3))
