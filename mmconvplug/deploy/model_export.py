@@ -182,7 +182,9 @@ def _check_graph(data: bytes, graph: GraphSpec,
             [(n, torch.from_numpy(o))
              for n, o in zip(graph.output_names, got)],
             caller=f'the {graph.name} graph check')
-        checks.append(OnnxCheck(int(args[0].shape[0]), difference))
+        size = tuple(int(d) for d in args[0].shape[2:])
+        checks.append(OnnxCheck(int(args[0].shape[0]), difference,
+                                size if graph.name == IMAGE_GRAPH else None))
     return checks
 
 

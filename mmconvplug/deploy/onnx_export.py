@@ -81,13 +81,17 @@ class OnnxCheck:
 
     batch_size: int
     difference: OutputDifference
+    #: ``(H, W)`` of the checked input, where it is not the traced one.
+    input_size: Optional[Tuple[int, int]] = None
 
     @property
     def max_rel_error(self) -> float:
         return self.difference.max_rel_error
 
     def __str__(self) -> str:
-        return f'batch {self.batch_size}: {self.difference}'
+        size = (f' at {self.input_size[0]}x{self.input_size[1]}'
+                if self.input_size else '')
+        return f'batch {self.batch_size}{size}: {self.difference}'
 
 
 @dataclass

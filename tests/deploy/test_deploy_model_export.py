@@ -166,3 +166,37 @@ def test_existing_files_are_never_overwritten(tmp_path):
     _export('faster_rcnn', tmp_path)
     with pytest.raises(FileExistsError, match='already exists'):
         _export('faster_rcnn', tmp_path)
+
+
+def test_traceable_roi_extractor_equals_the_stock_one():
+    from mmconvplug.deploy.graphs import example_rois
+    from mmconvplug.deploy.roi_extractor import TraceableRoIExtractor
+    model = build_model(_config('mask_rcnn')).eval()
+    stock = model.roi_head.bbox_roi_extractor
+    # 800 px images: RoIs from 40 to 720 px fall on every FPN level
+    feats = [torch.randn(2, 64, 800 // s, 800 // s) for s in (4, 8, 16, 32)]
+    rois = example_rois(feats, (800, 800), 40,
+                        torch.Generator().manual_seed(0))
+    levels = stock.map_roi_levels(rois, len(feats))
+    assert set(levels.tolist()) == {0, 1, 2, 3}
+    with torch.no_grad():
+        torch.testing.assert_close(TraceableRoIExtractor(stock)(feats, rois),
+                                   stock(feats, rois), rtol=0, atol=0)
+
+
+def test_a_module_that_is_no_detector_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='not a deployable model'):
+        export_model_onnx(torch.nn.Conv2d(3, 4, 3).eval(),
+                          torch.randn(2, 3, 8, 8), str(tmp_path / 'c.onnx'))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_manifest_with_a_missing_graph_is_refused(tmp_path):
+    import os
+    _, _, _, export = _export('faster_rcnn', tmp_path)
+    os.remove(export.files['roi_bbox'])
+    with pytest.raises(FileNotFoundError, match='a graph of'):
+        read_manifest(export.manifest)
+    (tmp_path / 'other.json').write_text('{"a": 1}')
+    with pytest.raises(ValueError, match='not an mmconvplug deploy manifest'):
+        read_manifest(str(tmp_path / 'other.json'))
