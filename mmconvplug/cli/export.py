@@ -51,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--eval-json', default=None,
                         help='where --eval writes its metrics (default '
                         'OUT.eval.json)')
+    parser.add_argument('--int8', action='store_true',
+                        help='also write OUT.int8.onnx (static INT8 '
+                        'post-training quantization: QDQ, per-channel '
+                        'weights; single-stage detectors and segmentors), '
+                        'print the folded kernels\' weight ranges, and with '
+                        '--eval its metric beside fp32')
+    parser.add_argument('--calib', type=int, default=32, metavar='N',
+                        help='training images --int8 calibrates on '
+                        '(default 32)')
     parser.add_argument('--max-images', type=int, default=None,
                         help='--eval on the first N test images only')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -81,6 +90,15 @@ def run(args: argparse.Namespace,
         trace_images,
     )
     from mmconvplug.engine.checkpoint_fit import IncompatibleKeysError
+    if args.int8:
+        stem = args.out[:-len('.onnx')] if args.out.endswith('.onnx') \
+            else args.out
+        for path in (f'{stem}.int8.onnx', f'{stem}.int8.deploy.json'):
+            if osp.lexists(path):
+                print(f'error: Refusing to write {path!r}: the file already '
+                      'exists. Choose another path or delete the file '
+                      'first.', file=sys.stderr)
+                return 2
     try:
         cfg, folded, report = load_folded(args.config, args.checkpoint,
                                           args.cfg_options)
@@ -100,6 +118,13 @@ def run(args: argparse.Namespace,
         print(f'ONNX {name} graph: {path}')
     print(f'manifest: {export.manifest} ({export.family}, opset '
           f'{export.opset}, dynamic batch and spatial axes)')
+    int8_manifest = None
+    if args.int8:
+        try:
+            int8_manifest = _quantize(args, cfg, folded, export)
+        except (ValueError, FileExistsError, DeployDependencyError) as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
     if not args.eval:
         return 0
     try:
@@ -107,6 +132,9 @@ def run(args: argparse.Namespace,
         for backend in args.backend:
             models[backend] = load_deployed_model(cfg, export.manifest,
                                                   backend)
+            if int8_manifest:
+                models[f'{backend}-int8'] = load_deployed_model(
+                    cfg, int8_manifest, backend)
         evaluation = evaluate_backends(cfg, models,
                                        max_images=args.max_images)
     except DeployDependencyError as error:
@@ -120,3 +148,35 @@ def run(args: argparse.Namespace,
                          files=export.files)
     print(f'metrics: {path}')
     return 0
+
+
+def _quantize(args: argparse.Namespace, cfg, folded, export) -> str:
+    """Write OUT.int8.onnx and its manifest; print the calibration and the
+    weight ranges; return the INT8 manifest."""
+    from mmconvplug.analysis.tables import format_table
+    from mmconvplug.deploy.model_export import derived_manifest
+    from mmconvplug.deploy.quantize import (
+        calibration_batches,
+        quantize_int8,
+        weight_range_table,
+    )
+    if export.family == 'two_stage':
+        raise ValueError(
+            '--int8 quantizes one-graph models (single-stage detectors and '
+            'segmentors); a two-stage model\'s RoI graphs take features and '
+            'RoIs, which image calibration does not cover. Leave out --int8.')
+    stem = args.out[:-len('.onnx')] if args.out.endswith('.onnx') \
+        else args.out
+    int8_file, manifest = f'{stem}.int8.onnx', f'{stem}.int8.deploy.json'
+    calibration = calibration_batches(cfg, folded, args.calib)
+    quantize_int8(export.path, int8_file, calibration.batches)
+    derived_manifest(export.manifest, {'image': int8_file}, manifest)
+    print(f'INT8 (QDQ, per-channel weights, {calibration.note}): '
+          f'{int8_file}')
+    rows = [[r.name, 'x'.join(map(str, r.shape)),
+             f'{max(-r.min, r.max):.3g}', f'{r.channel_absmax_median:.3g}',
+             f'{r.spread:.2f}'] for r in weight_range_table(folded)]
+    print(format_table(['conv', 'shape', 'max|w|', 'median channel max|w|',
+                        'spread'], rows,
+                       title='folded kernels: weight range per layer'))
+    return manifest

@@ -376,3 +376,30 @@ def export_checkpoint_onnx(config: str,
                                tolerance=tolerance,
                                opset_version=opset_version)
     return export, report
+
+
+def derived_manifest(manifest: str, files: Dict[str, str], out: str,
+                     overwrite: bool = False) -> str:
+    """A copy of ``manifest`` with some graphs' files replaced (e.g. the
+    INT8 image graph), written to ``out``.
+
+    Args:
+        manifest (str): the export's ``OUT.deploy.json``.
+        files (dict[str, str]): graph name -> the new ``.onnx`` file (in
+            the same folder as ``out``).
+        out (str): the new manifest.
+        overwrite (bool): replace an existing ``out``. Defaults to False.
+
+    Returns:
+        str: ``out``.
+    """
+    with open(manifest) as f:
+        data = json.load(f)
+    for name, path in files.items():
+        if name not in data['graphs']:
+            raise ValueError(f'{manifest!r} has no {name} graph.')
+        data['graphs'][name]['file'] = osp.relpath(
+            path, osp.dirname(osp.abspath(out)))
+    atomic_save(json.dumps(data, indent=1).encode(), out,
+                overwrite=overwrite, save_fn=lambda b, file: file.write(b))
+    return out
