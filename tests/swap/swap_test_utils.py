@@ -16,6 +16,11 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(REPO, 'tests', 'e2e'))
 # The official RefConv kernel (tests/convs/refconv_official_reference.py).
 sys.path.insert(0, osp.join(REPO, 'tests', 'convs'))
+# Imported here, after the path is set, so the swap tests that use it run
+# on their own too (not only after a module that set the path).
+from refconv_official_reference import (  # noqa: E402,F401
+    refocus_stock_kernels_officially,
+)
 
 #: new config -> (stock config it inherits, test input (N, C, H, W)).
 SWAP_CONFIGS = {
