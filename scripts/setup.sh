@@ -134,9 +134,10 @@ The cache entry may be damaged. Fix: remove it and run this script again:
 fi
 
 # 4. mmdet, mmseg, mmengine and mmconvplug (editable) with the test, deploy
-#    (onnx, onnxruntime) and docs (sphinx, myst-parser, furo) extras.
+#    (onnx, onnxruntime), openvino (the second runtime) and docs (sphinx,
+#    myst-parser, furo) extras.
 say "installing mmdet, mmsegmentation and mmconvplug (editable)"
-pip_q --no-build-isolation -e ".[test,deploy,docs]"
+pip_q --no-build-isolation -e ".[test,deploy,openvino,docs]"
 
 "$py" -c "import mmconvplug, mmcv.ops, mmdet, mmseg" ||
   die "the environment does not import; see the messages above"

@@ -176,7 +176,7 @@ def _quantize(args: argparse.Namespace, cfg, folded, export) -> str:
     rows = [[r.name, 'x'.join(map(str, r.shape)),
              f'{max(-r.min, r.max):.3g}', f'{r.channel_absmax_median:.3g}',
              f'{r.spread:.2f}'] for r in weight_range_table(folded)]
-    print(format_table(['conv', 'shape', 'max|w|', 'median channel max|w|',
+    print(format_table(['conv', 'shape', 'max abs(w)', 'median channel max abs(w)',
                         'spread'], rows,
                        title='folded kernels: weight range per layer'))
     return manifest

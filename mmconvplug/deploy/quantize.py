@@ -268,7 +268,7 @@ def compare_weight_ranges(reference: nn.Module, model: nn.Module,
             f'{max(-ref.min, ref.max):.3g}', f'{ref.spread:.2f}',
             f'{max(-row.min, row.max):.3g}', f'{row.spread:.2f}'
         ])
-    header = ['layer', 'shape', f'{names[0]} max|w|',
-              f'{names[0]} spread', f'{names[1]} max|w|',
+    header = ['layer', 'shape', f'{names[0]} max abs(w)',
+              f'{names[0]} spread', f'{names[1]} max abs(w)',
               f'{names[1]} spread']
     return format_table(header, rows, markdown=markdown)
