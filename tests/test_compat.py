@@ -325,6 +325,12 @@ CHANGES_ELSEWHERE = {
     'conv_swap_build_hook': 'mmconvplug/swap/build_hook.py',
     'pretrained_key_check': 'mmconvplug/engine/pretrained_init.py',
 }
+#: Changes made only inside a context manager, for the time of one call,
+#: and undone on exit (tested below): not import-time changes, so not in
+#: ``UPSTREAM_CHANGES``.
+SCOPED_CHANGES = {
+    'onnx_roi_align': 'mmconvplug/deploy/roi_align_onnx.py',
+}
 _UPSTREAM = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'torch')
 
 
@@ -391,7 +397,8 @@ def test_no_module_patches_upstream_outside_the_list():
     from mmconvplug.compat import UPSTREAM_CHANGES
     root = os.path.dirname(mmconvplug.__file__)
     declared = {os.path.join(os.path.dirname(root), path)
-                for path in CHANGES_ELSEWHERE.values()}
+                for path in (*CHANGES_ELSEWHERE.values(),
+                             *SCOPED_CHANGES.values())}
     declared |= {module.__file__ for module in fix_modules()}
     offenders = []
     for folder, _, files in os.walk(root):
@@ -405,3 +412,26 @@ def test_no_module_patches_upstream_outside_the_list():
         'these change upstream behaviour at import without an entry in '
         'mmconvplug.compat.UPSTREAM_CHANGES: ' + ', '.join(offenders))
     assert set(CHANGES_ELSEWHERE) <= set(UPSTREAM_CHANGES)
+
+
+def test_the_scoped_roi_align_symbolic_is_undone_on_exit():
+    """``onnx_roi_align`` swaps mmcv's ``RoIAlign`` ONNX symbolic in for one
+    export only: after the block, and after an error inside it, mmcv's own
+    symbolic is back, and importing mmconvplug never changes it."""
+    pytest.importorskip('mmcv.ops')
+    from mmcv.ops.roi_align import RoIAlignFunction
+
+    import mmconvplug  # noqa: F401
+    from mmconvplug.deploy.roi_align_onnx import (
+        _roi_align_symbolic,
+        onnx_roi_align,
+    )
+    original = RoIAlignFunction.__dict__['symbolic']
+    assert original.__func__ is not _roi_align_symbolic
+    with onnx_roi_align():
+        assert RoIAlignFunction.symbolic is _roi_align_symbolic
+    assert RoIAlignFunction.__dict__['symbolic'] is original
+    with pytest.raises(RuntimeError, match='inside'):
+        with onnx_roi_align():
+            raise RuntimeError('inside')
+    assert RoIAlignFunction.__dict__['symbolic'] is original

@@ -26,3 +26,20 @@ def trained_model(tmp_path_factory):
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope='session')
+def exported_tiny(tmp_path_factory):
+    """``exported_tiny(case, build, conv_cfg=None)``: ``build(case,
+    tmp_path, conv_cfg)`` (a test module's export helper) run once per
+    session for that case; tests must not change what it returns."""
+    cache = {}
+
+    def get(case, build, conv_cfg=None):
+        key = (case, build.__module__, json.dumps(conv_cfg, sort_keys=True))
+        if key not in cache:
+            cache[key] = build(case, tmp_path_factory.mktemp(f'export-{case}'),
+                               conv_cfg)
+        return cache[key]
+
+    return get

@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 
 from mmconvplug.datagen import set_data_root
 from mmconvplug.datagen.catalog import ensure_tiny_dataset
+from mmconvplug.utils import load_checkpoint_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -129,8 +130,7 @@ def derive_faster_rcnn(mask_config: str, mask_checkpoint: str, root: str,
     data_root = Config.fromfile(mask_config).val_dataloader.dataset.data_root
     cfg = case_cfg('faster_rcnn', data_root, osp.join(root, 'work'),
                    conv_cfg if conv_cfg is not None else dict(type='DOConv'))
-    state = torch.load(mask_checkpoint, map_location='cpu',
-                       weights_only=True)['state_dict']
+    state = load_checkpoint_file(mask_checkpoint)['state_dict']
     state = {k: v for k, v in state.items()
              if not k.startswith('roi_head.mask_')}
     checkpoint = osp.join(root, 'faster_rcnn.pth')

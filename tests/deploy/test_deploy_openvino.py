@@ -58,11 +58,11 @@ def _inputs(name, session, batch, shape, generator):
 
 
 @pytest.mark.parametrize('case', sorted(SHAPES) + ['condconv_ssd'])
-def test_openvino_matches_onnxruntime(case, tmp_path):
+def test_openvino_matches_onnxruntime(case, exported_tiny):
     conv_cfg = dict(type='CondConv', num_experts=2) \
         if case == 'condconv_ssd' else None
     name = 'ssd' if case == 'condconv_ssd' else case
-    _, export = _export(name, tmp_path, conv_cfg)
+    _, export = exported_tiny(name, _export, conv_cfg)
     generator = torch.Generator().manual_seed(0)
     for graph, path in export.files.items():
         ort, ov = open_session(path), open_session(path, 'openvino')
@@ -78,9 +78,10 @@ def test_openvino_matches_onnxruntime(case, tmp_path):
 
 
 @pytest.mark.parametrize('case', ['ssd', 'mask_rcnn'])
-def test_predict_over_openvino_equals_onnxruntime(case, tmp_path):
+def test_predict_over_openvino_equals_onnxruntime(case, tmp_path,
+                                                  exported_tiny):
     root = make_case_data(case, str(tmp_path / 'data'))
-    _, export = _export(case, tmp_path)
+    _, export = exported_tiny(case, _export)
     cfg = case_config(case, root)
     if 'rcnn' in cfg.model.test_cfg:  # random weights: keep low scores
         cfg.model.test_cfg.rcnn.score_thr = 0.0
@@ -98,7 +99,7 @@ def test_predict_over_openvino_equals_onnxruntime(case, tmp_path):
                                    atol=1e-2)
 
 
-def test_unknown_runtime_is_refused(tmp_path):
-    _, export = _export('ssd', tmp_path)
+def test_unknown_runtime_is_refused(exported_tiny):
+    _, export = exported_tiny('ssd', _export)
     with pytest.raises(ValueError, match="Unknown runtime 'tensorrt'"):
         open_session(export.path, 'tensorrt')
