@@ -3,7 +3,8 @@
 The one place the benchmarks (``tools/benchmark.py``), :class:`FoldHook`,
 the fold verification (``tools/fold.py``) and the demo measure models:
 
-* :mod:`.timing`: medians of interleaved repeats (CUDA events on a GPU);
+* :mod:`.timing`: medians and interquartile ranges of interleaved repeats
+  (CUDA events on a GPU);
 * :mod:`.memory`: peak memory of one call (CPU allocator timeline, or
   ``torch.cuda.max_memory_allocated``);
 * :mod:`.complexity`: parameter counts and FLOPs (mmengine
@@ -25,12 +26,20 @@ from .outputs import (
     prepare_inputs,
 )
 from .tables import format_table
-from .timing import interleaved_medians, time_call
+from .timing import (
+    Spread,
+    interleaved_medians,
+    interleaved_samples,
+    ratio_spread,
+    spread,
+    time_call,
+)
 
 __all__ = [
     'TensorModeForward', 'count_flops', 'count_parameters',
     'peak_memory_bytes', 'OutputDifference', 'compare_outputs',
     'default_data_samples', 'eval_mode', 'flatten_tensors', 'is_base_model',
     'model_outputs', 'output_difference', 'prepare_inputs', 'format_table',
-    'interleaved_medians', 'time_call'
+    'interleaved_medians', 'interleaved_samples', 'ratio_spread', 'Spread',
+    'spread', 'time_call'
 ]

@@ -2,15 +2,17 @@
 
 Every repeat calls each measured function once, back to back, so slow drift
 of a shared machine (other processes, thermal throttling) hits every column
-alike; the reported figure is the median over repeats, and ratios of medians
-from one run are what the benchmarks report. On CUDA a call is timed with
+alike; the reported figure is the median over repeats with its interquartile
+range (:func:`spread`; paired per-round ratios: :func:`ratio_spread`), and
+ratios from one run are what the benchmarks report. On CUDA a call is timed with
 CUDA events (the GPU's own clock, no host synchronisation inside the
 timed region); on the CPU with ``clock`` (``time.perf_counter``, or
 ``time.process_time`` for CPU time on a shared machine).
 """
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -44,18 +46,19 @@ def time_call(call: Callable[[], object],
     return begin.elapsed_time(end) / 1e3
 
 
-def interleaved_medians(calls: Dict[str, Callable[[], object]],
+def interleaved_samples(calls: Dict[str, Callable[[], object]],
                         repeats: int,
                         clock: Callable[[], float] = time.perf_counter,
                         warmup: int = 1,
                         cuda: bool = False,
                         before_each: Optional[Callable[[], None]] = None
-                        ) -> Dict[str, float]:
-    """Median seconds per call of each function, timed in interleaved rounds.
+                        ) -> Dict[str, List[float]]:
+    """Seconds of every call of each function, timed in interleaved rounds.
 
     Args:
         calls (dict[str, Callable]): Name -> function without arguments.
-        repeats (int): Timed rounds; each calls every function once.
+        repeats (int): Timed rounds; each calls every function once, in
+            the order of ``calls``.
         clock (Callable): CPU clock. Defaults to ``time.perf_counter``.
         warmup (int): Untimed calls of each function first. Defaults to 1.
         cuda (bool): Time with CUDA events. Defaults to False.
@@ -64,7 +67,9 @@ def interleaved_medians(calls: Dict[str, Callable[[], object]],
             Defaults to None.
 
     Returns:
-        dict[str, float]: Name -> median seconds.
+        dict[str, list[float]]: Name -> seconds, one per round (round
+        ``i`` of every name comes from the same pass over ``calls``, so
+        per-round ratios are paired).
 
     Raises:
         ValueError: ``repeats < 1`` or ``warmup < 0``.
@@ -83,5 +88,106 @@ def interleaved_medians(calls: Dict[str, Callable[[], object]],
         for name, call in calls.items():
             prepare()
             samples[name].append(time_call(call, clock, cuda))
+    return samples
+
+
+def interleaved_medians(calls: Dict[str, Callable[[], object]],
+                        repeats: int,
+                        clock: Callable[[], float] = time.perf_counter,
+                        warmup: int = 1,
+                        cuda: bool = False,
+                        before_each: Optional[Callable[[], None]] = None
+                        ) -> Dict[str, float]:
+    """Median seconds per call of each function, timed in interleaved rounds
+    (:func:`interleaved_samples`; the arguments are its arguments).
+
+    Returns:
+        dict[str, float]: Name -> median seconds.
+
+    Raises:
+        ValueError: ``repeats < 1`` or ``warmup < 0``.
+    """
+    samples = interleaved_samples(calls, repeats, clock, warmup, cuda,
+                                  before_each)
     return {name: statistics.median(values)
             for name, values in samples.items()}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A median with its interquartile range.
+
+    Attributes:
+        median (float): The median.
+        q1 (float): The first quartile (25th percentile).
+        q3 (float): The third quartile (75th percentile).
+        count (int): How many values.
+    """
+
+    median: float
+    q1: float
+    q3: float
+    count: int
+
+    @property
+    def iqr(self) -> float:
+        """``q3 - q1``."""
+        return self.q3 - self.q1
+
+    def scaled(self, factor: float) -> 'Spread':
+        """The same spread with every figure times ``factor``."""
+        return Spread(self.median * factor, self.q1 * factor,
+                      self.q3 * factor, self.count)
+
+    def format(self, digits: int = 2) -> str:
+        """``'median (IQR q1-q3)'``, e.g. ``'1.04 (1.01-1.06)'``."""
+        return (f'{self.median:.{digits}f} '
+                f'({self.q1:.{digits}f}-{self.q3:.{digits}f})')
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Median and quartiles of ``values`` (``statistics.quantiles``,
+    inclusive method: one value gives ``q1 = median = q3``).
+
+    Args:
+        values (Sequence[float]): At least one value.
+
+    Returns:
+        Spread: the median and the interquartile range.
+
+    Raises:
+        ValueError: ``values`` is empty.
+
+    Example:
+        >>> spread([1.0, 2.0, 3.0, 4.0, 5.0])
+        Spread(median=3.0, q1=2.0, q3=4.0, count=5)
+    """
+    values = list(values)
+    if not values:
+        raise ValueError('spread() needs at least one value.')
+    if len(values) == 1:
+        return Spread(values[0], values[0], values[0], 1)
+    q1, median, q3 = statistics.quantiles(values, n=4, method='inclusive')
+    return Spread(median, q1, q3, len(values))
+
+
+def ratio_spread(numerator: Sequence[float],
+                 denominator: Sequence[float]) -> Spread:
+    """The spread of per-round ratios of two paired sample lists (round
+    ``i`` of one over round ``i`` of the other, as
+    :func:`interleaved_samples` times them).
+
+    Args:
+        numerator (Sequence[float]): Seconds per round.
+        denominator (Sequence[float]): Seconds per round, as many, > 0.
+
+    Returns:
+        Spread: of ``numerator[i] / denominator[i]``.
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
+    """
+    if len(numerator) != len(denominator):
+        raise ValueError(f'ratio_spread: {len(numerator)} rounds against '
+                         f'{len(denominator)}; pass paired samples.')
+    return spread([a / b for a, b in zip(numerator, denominator)])

@@ -110,10 +110,15 @@ class PublicStyleDOConv(nn.Module):
         self.register_buffer('D_diag',
                              torch.eye(taps).repeat(in_channels, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def compose_kernel(self) -> torch.Tensor:
+        """The public composition: ``einsum('ims,ois->oim', D + I, W)``,
+        shape (C_out, C_in, k, k)."""
         D = self.D + self.D_diag
         kernel = torch.einsum('ims,ois->oim', D, self.W)
-        return nn.functional.conv2d(x, kernel.reshape(self.kernel_shape),
+        return kernel.reshape(self.kernel_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(x, self.compose_kernel(),
                                     **self.conv_args)
 
 

@@ -1,7 +1,7 @@
 """Layer benchmark: each conv variant against ``nn.Conv2d`` of the same shape.
 
     mmconvplug benchmark layers
-        [--shapes mission|imagenet|mobilenet_ssd|condconv|all]
+        [--shapes mission|imagenet|mobilenet_ssd|condconv|composition|all]
         [--json OUT] [--repeats N] [--threads T] [--variants NAME ...]
         [--public-baseline] [--cpu-time] [--quick] [--device cpu|cuda]
         [--markdown]
@@ -16,10 +16,15 @@ measured in the same run:
   kernel cache warm) and folded (``fold()``'s plain conv; absent for
   variants that cannot fold);
 * trainable parameters;
-* peak memory of one train step.
+* peak memory of one train step;
+* for variants that compose their kernel (DO-Conv, RefConv, the public
+  DO-Conv): the composition's forward + backward alone, in ms and as a
+  ratio to the memory floor of a kernel-sized tensor (two fresh copies and
+  one in-place add, timed in the same rounds: :func:`memory_floor`).
 
 Timing and memory come from :mod:`mmconvplug.analysis`: medians of
-interleaved repeats (``--cpu-time``: process CPU time, for a shared machine
+interleaved repeats, each ratio with the interquartile range of its
+per-round ratios (``--cpu-time``: process CPU time, for a shared machine
 with ``--threads 1``; CUDA events on a GPU), and the peak of one train
 step above what was alive at its start (CPU: torch.profiler's memory
 timeline; CUDA: ``max_memory_allocated``).
@@ -44,8 +49,10 @@ from torch import nn
 from mmconvplug.analysis import (
     count_parameters,
     format_table,
-    interleaved_medians,
+    interleaved_samples,
     peak_memory_bytes,
+    ratio_spread,
+    spread,
 )
 from mmconvplug.convs.base import conv_variants, is_foldable
 
@@ -114,6 +121,14 @@ MOBILENET_SSD_SHAPES = (
               kernel_size=1),
 )
 
+#: The shapes of the DO-Conv / RefConv composition targets: the ImageNet
+#: stages at batch 8, SSD300's conv4_3 and a 1024-channel 3x3 at fc6's map
+#: size (19x19), batch 2.
+COMPOSITION_SHAPES = IMAGENET_SHAPES + (
+    ConvShape('ssd_conv4_3_512@38x38', 2, 512, 512, 38, 38),
+    ConvShape('c1024@19x19', 2, 1024, 1024, 19, 19),
+)
+
 #: Tiny shapes for ``--quick`` (a smoke run, not a measurement).
 QUICK_SHAPES = (
     ConvShape('quick_8@12x10', 1, 8, 8, 12, 10),
@@ -125,6 +140,7 @@ SHAPE_SETS = {
     'imagenet': IMAGENET_SHAPES,
     'mobilenet_ssd': MOBILENET_SSD_SHAPES,
     'condconv': IMAGENET_SHAPES + MOBILENET_SSD_SHAPES,
+    'composition': COMPOSITION_SHAPES,
     'all': MISSION_SHAPES + IMAGENET_SHAPES,
 }
 
@@ -169,6 +185,36 @@ def eval_forward(layer: nn.Module, x: torch.Tensor) -> None:
         layer(x)
 
 
+def composition_step(layer: nn.Module, grad_kernel: torch.Tensor) -> None:
+    """The kernel composition alone: ``compose_kernel()`` forward and
+    backward (gradients of ``grad_kernel``, fresh)."""
+    for param in layer.parameters():
+        param.grad = None
+    layer.compose_kernel().backward(grad_kernel)
+
+
+def memory_floor_calls(kernel: torch.Tensor) -> dict:
+    """The memory traffic a kernel composition cannot avoid, as timed calls
+    on a kernel-sized tensor: a fresh copy (``clone``: read one tensor,
+    write a new one) and an in-place add (read and write one).
+
+    A composition's forward reads its sources and writes the kernel (one
+    clone's worth); its backward writes the source gradient (another) and
+    reads the incoming gradient with the sources once more for the small
+    gradient (an add's worth), so :func:`memory_floor` is two clones plus
+    one add.
+    """
+    source = kernel.detach().clone()
+    return {'floor:clone': source.clone,
+            'floor:add': lambda: source.add_(1.0)}
+
+
+def memory_floor(samples: dict) -> list:
+    """Per round: two clones plus one in-place add (seconds)."""
+    return [2 * clone + add for clone, add in zip(samples['floor:clone'],
+                                                   samples['floor:add'])]
+
+
 def peak_train_bytes(layer: nn.Module, x: torch.Tensor,
                      grad_out: torch.Tensor) -> int:
     """Peak bytes of one train step above what was alive before it."""
@@ -200,7 +246,16 @@ def benchmark_shape(shape: ConvShape,
     for name, layer in layers.items():
         train_calls[name] = (
             lambda layer=layer: train_step(layer, x, grad_out))
-    train_s = interleaved_medians(train_calls, repeats, clock, cuda=cuda)
+    # The kernel composition alone (variants that compose one), with the
+    # memory floor of a kernel-sized tensor, in the same rounds.
+    grad_kernel = torch.randn_like(plain.weight)
+    for name, layer in layers.items():
+        if hasattr(layer, 'compose_kernel'):
+            train_calls[name + ':compose'] = (
+                lambda layer=layer: composition_step(layer, grad_kernel))
+    if any(name.endswith(':compose') for name in train_calls):
+        train_calls.update(memory_floor_calls(plain.weight))
+    train_s = interleaved_samples(train_calls, repeats, clock, cuda=cuda)
 
     plain.eval()
     eval_calls = {'plain': lambda: eval_forward(plain, x)}
@@ -210,11 +265,12 @@ def benchmark_shape(shape: ConvShape,
         if is_foldable(layer):
             eval_calls[name + ':folded'] = (
                 lambda conv=layer.fold(): eval_forward(conv, x))
-    eval_s = interleaved_medians(eval_calls, repeats, clock, cuda=cuda)
+    eval_s = interleaved_samples(eval_calls, repeats, clock, cuda=cuda)
 
     plain.train()
     plain_peak = peak_train_bytes(plain, x, grad_out)
     params_plain = count_parameters(plain, trainable_only=True)
+    floor = memory_floor(train_s) if 'floor:clone' in train_s else None
     rows = []
     for name in variants:
         row = dict(shape=asdict(shape), variant=name)
@@ -224,23 +280,41 @@ def benchmark_shape(shape: ConvShape,
             continue
         layer = layers[name].train()
         peak = peak_train_bytes(layer, x, grad_out)
+        train_ratio = ratio_spread(train_s[name], train_s['plain'])
+        eval_ratio = ratio_spread(eval_s[name], eval_s['plain'])
         folded = eval_s.get(name + ':folded')
+        folded_ratio = None if folded is None else ratio_spread(
+            folded, eval_s['plain'])
+        compose = train_s.get(name + ':compose')
         row.update(
             params=count_parameters(layer, trainable_only=True),
             params_plain=params_plain,
-            train_ms=train_s[name] * 1e3,
-            train_ms_plain=train_s['plain'] * 1e3,
-            train_ratio=train_s[name] / train_s['plain'],
-            eval_unfolded_ms=eval_s[name] * 1e3,
-            eval_folded_ms=None if folded is None else folded * 1e3,
-            eval_plain_ms=eval_s['plain'] * 1e3,
-            eval_unfolded_ratio=eval_s[name] / eval_s['plain'],
-            eval_folded_ratio=(None if folded is None else folded /
-                               eval_s['plain']),
+            train_ms=spread(train_s[name]).median * 1e3,
+            train_ms_plain=spread(train_s['plain']).median * 1e3,
+            train_ratio=train_ratio.median,
+            train_ratio_q1=train_ratio.q1,
+            train_ratio_q3=train_ratio.q3,
+            eval_unfolded_ms=spread(eval_s[name]).median * 1e3,
+            eval_folded_ms=(None if folded is None else
+                            spread(folded).median * 1e3),
+            eval_plain_ms=spread(eval_s['plain']).median * 1e3,
+            eval_unfolded_ratio=eval_ratio.median,
+            eval_unfolded_ratio_q1=eval_ratio.q1,
+            eval_unfolded_ratio_q3=eval_ratio.q3,
+            eval_folded_ratio=(None if folded_ratio is None else
+                               folded_ratio.median),
             peak_train_mb=peak / 2**20,
             peak_train_mb_plain=plain_peak / 2**20,
             peak_train_ratio=peak / plain_peak if plain_peak else None,
+            repeats=repeats,
         )
+        if compose is not None:
+            floor_ratio = ratio_spread(compose, floor)
+            row.update(compose_ms=spread(compose).median * 1e3,
+                       compose_floor_ms=spread(floor).median * 1e3,
+                       compose_floor_ratio=floor_ratio.median,
+                       compose_floor_ratio_q1=floor_ratio.q1,
+                       compose_floor_ratio_q3=floor_ratio.q3)
         rows.append(row)
     return rows
 
@@ -249,21 +323,39 @@ def _ratio(value: Optional[float]) -> str:
     return 'n/a' if value is None else f'{value:.2f}'
 
 
+def _with_iqr(row: dict, key: str) -> str:
+    """``'median (q1-q3)'`` of a ratio, or ``'n/a'``."""
+    if row.get(key) is None:
+        return 'n/a'
+    if row.get(key + '_q1') is None:
+        return _ratio(row[key])
+    return (f'{row[key]:.2f} ({row[key + "_q1"]:.2f}-'
+            f'{row[key + "_q3"]:.2f})')
+
+
 def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
-    """The ratios as a table (text, or Markdown for the docs)."""
-    header = ['shape', 'variant', 'params', 'train', 'eval', 'folded',
-              'peak MB', 'mem']
+    """The ratios as a table (text, or Markdown for the docs): medians over
+    the interleaved repeats, the interquartile range of the per-round
+    ratios in brackets; ``compose`` is the kernel composition's time (ms)
+    and its ratio to the memory floor (:func:`memory_floor`)."""
+    header = ['shape', 'variant', 'params', 'train (IQR)', 'eval (IQR)',
+              'folded', 'compose ms', 'compose/floor (IQR)', 'peak MB',
+              'mem']
     cells = []
     for row in rows:
         if 'error' in row:
             cells.append([row['shape']['name'], row['variant'],
-                          row['error'][:60], '', '', '', '', ''])
+                          row['error'][:60]] + [''] * (len(header) - 3))
             continue
+        compose = row.get('compose_ms')
         cells.append([
             row['shape']['name'], row['variant'], row['params'],
-            _ratio(row['train_ratio']), _ratio(row['eval_unfolded_ratio']),
-            _ratio(row['eval_folded_ratio']), f'{row["peak_train_mb"]:.2f}',
-            _ratio(row['peak_train_ratio'])
+            _with_iqr(row, 'train_ratio'),
+            _with_iqr(row, 'eval_unfolded_ratio'),
+            _ratio(row['eval_folded_ratio']),
+            '' if compose is None else f'{compose:.2f}',
+            '' if compose is None else _with_iqr(row, 'compose_floor_ratio'),
+            f'{row["peak_train_mb"]:.2f}', _ratio(row['peak_train_ratio'])
         ])
     return format_table(header, cells, markdown=markdown)
 

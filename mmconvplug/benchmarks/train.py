@@ -19,11 +19,12 @@ update arithmetic runs in full, but the weights stay the plain ones, so
 every timed step of every model computes the same function (the same
 proposals and RoI-head work in Mask R-CNN). The RNG is reseeded before each
 step so samplers draw alike. Steps are timed interleaved (plain, variant 1,
-variant 2, ...; one warm-up step each) and the ratio of medians is
-reported, with the peak memory of one step above what was alive before it
-(CPU: the resident-set peak on Linux, else torch.profiler's tensor
-timeline; CUDA: ``max_memory_allocated``). On a GPU (``--device cuda``, the
-default when one is present) the same code runs with CUDA events.
+variant 2, ...; one warm-up step each) and the median of the per-round
+ratios is reported with their interquartile range, with the peak memory of
+one step above what was alive before it (CPU: the resident-set peak on
+Linux, else torch.profiler's tensor timeline; CUDA:
+``max_memory_allocated``). On a GPU (``--device cuda``, the default when one
+is present) the same code runs with CUDA events.
 
 Models (stock configs; the variant placed as its config places it):
 
@@ -50,8 +51,10 @@ from torch import nn
 from mmconvplug.analysis import (
     count_parameters,
     format_table,
-    interleaved_medians,
+    interleaved_samples,
     peak_memory_bytes,
+    ratio_spread,
+    spread,
 )
 from mmconvplug.analysis.memory import rss_peak_supported
 from mmconvplug.apis import init_model, load_config, map_config
@@ -241,16 +244,33 @@ def _num_classes(cfg: Config) -> int:
     return model.roi_head.bbox_head.num_classes
 
 
-def make_train_step(model: nn.Module, data: dict) -> Callable[[], float]:
-    """One train step on ``data``; returns the loss as a float."""
+def make_train_step(model: nn.Module, data: dict,
+                    compile_cfg: Optional[dict] = None) -> Callable[[], float]:
+    """One train step on ``data``; returns the loss as a float.
+
+    Args:
+        model (nn.Module): The model (put in train mode).
+        data (dict): ``model(**data, mode='loss')``'s arguments.
+        compile_cfg (dict, optional): ``torch.compile`` options for the
+            forward and loss (what mmengine's ``compile=dict(...)`` passes
+            to ``torch.compile`` for ``train_step``); backward and the
+            optimizer step run eagerly, as there. Defaults to None (eager).
+    """
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9,
                                 weight_decay=1e-4)
     model.train()
 
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
+    def loss_of() -> torch.Tensor:
         losses = model(**data, mode='loss')
         loss, _ = model.parse_losses(losses)
+        return loss
+
+    forward = loss_of if compile_cfg is None else torch.compile(
+        loss_of, **compile_cfg)
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = forward()
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -265,9 +285,14 @@ def benchmark_model(name: str,
                     clock: Callable[[], float],
                     device: str,
                     batch: Optional[int] = None,
-                    size: Optional[Tuple[int, int]] = None) -> List[dict]:
+                    size: Optional[Tuple[int, int]] = None,
+                    compile_cfg: Optional[dict] = None) -> List[dict]:
     """Rows (one per variant) for one model; ``batch`` / ``size`` override
-    the spec's (or its quick) batch and input size."""
+    the spec's (or its quick) batch and input size. With ``compile_cfg``
+    (``torch.compile`` options) every model, plain included, also runs
+    compiled, in the same interleaved rounds: the rows add the compiled
+    step time, its ratio to the same model's eager step, the first
+    compiled step's time (the compilation) and its loss against eager."""
     spec = MODEL_SPECS[name]
     default_batch, default_size = spec.quick if quick else (spec.batch,
                                                             spec.size)
@@ -291,52 +316,112 @@ def benchmark_model(name: str,
                        _num_classes(plain_cfg))
     steps = {key: make_train_step(model, data)
              for key, model in models.items()}
+    if compile_cfg is not None:
+        torch._dynamo.reset()
+        for key, model in models.items():
+            steps[key + ':compiled'] = make_train_step(model, data,
+                                                       compile_cfg)
 
     def reseed() -> None:
         torch.manual_seed(0)
 
     cuda = device.startswith('cuda')
-    first_loss = {}
+    first_loss, first_s = {}, {}
     for key, step in steps.items():  # the warm-up step, checked
         reseed()
+        start = clock()
         first_loss[key] = step()
-    seconds = interleaved_medians(steps, repeats, clock, warmup=0,
+        first_s[key] = clock() - start
+    samples = interleaved_samples(steps, repeats, clock, warmup=0,
                                   cuda=cuda, before_each=reseed)
+    seconds = {key: spread(values).median for key, values in samples.items()}
     method = 'rss' if rss_peak_supported() else 'timeline'
     peaks = {}
     for key, step in steps.items():
+        if key.endswith(':compiled'):
+            continue
         reseed()
         peaks[key] = peak_memory_bytes(step, cuda=cuda, method=method)
     rows = []
     for variant in variants:
-        rows.append(dict(
+        ratio = ratio_spread(samples[variant], samples['plain'])
+        row = dict(
             model=name, variant=variant, batch=batch, input_size=list(size),
             device=device,
             params=count_parameters(models[variant]),
             params_plain=count_parameters(plain),
             step0_loss=first_loss[variant],
             step0_loss_plain=first_loss['plain'],
-            step0_rel_diff=abs(first_loss[variant] - first_loss['plain']) /
-            max(abs(first_loss['plain']), 1e-12),
+            step0_rel_diff=_relative(first_loss[variant],
+                                     first_loss['plain']),
             train_s=seconds[variant], train_s_plain=seconds['plain'],
-            train_ratio=seconds[variant] / seconds['plain'],
+            train_ratio=ratio.median, train_ratio_q1=ratio.q1,
+            train_ratio_q3=ratio.q3, repeats=repeats,
             peak_mb=peaks[variant] / 2**20,
             peak_mb_plain=peaks['plain'] / 2**20,
             peak_ratio=(peaks[variant] / peaks['plain']
-                        if peaks['plain'] else None)))
+                        if peaks['plain'] else None))
+        if compile_cfg is not None:
+            row['compile'] = dict(compile_cfg)
+            for key, prefix in ((variant, ''), ('plain', 'plain_')):
+                compiled = key + ':compiled'
+                speedup = ratio_spread(samples[compiled], samples[key])
+                row.update({
+                    f'{prefix}compiled_s': seconds[compiled],
+                    f'{prefix}compiled_vs_eager': speedup.median,
+                    f'{prefix}compiled_vs_eager_q1': speedup.q1,
+                    f'{prefix}compiled_vs_eager_q3': speedup.q3,
+                    f'{prefix}compile_first_step_s': first_s[compiled],
+                    f'{prefix}compiled_step0_rel_diff': _relative(
+                        first_loss[compiled], first_loss[key]),
+                })
+            compiled_ratio = ratio_spread(samples[variant + ':compiled'],
+                                          samples['plain:compiled'])
+            row.update(compiled_train_ratio=compiled_ratio.median,
+                       compiled_train_ratio_q1=compiled_ratio.q1,
+                       compiled_train_ratio_q3=compiled_ratio.q3)
+        rows.append(row)
     return rows
 
 
+def _relative(value: float, reference: float) -> float:
+    return abs(value - reference) / max(abs(reference), 1e-12)
+
+
 def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
-    """The ratios as a table (text, or Markdown for the docs)."""
-    header = ['model (batch x input)', 'variant', 'train step vs plain',
+    """The ratios as a table (text, or Markdown for the docs): the median
+    of the per-round ratios, their interquartile range in brackets; with
+    ``--compile``, the compiled variant against the compiled plain model
+    and the compiled step against the same model's eager one."""
+    compiled = any('compiled_s' in r for r in rows)
+    header = ['model (batch x input)', 'variant', 'train step vs plain (IQR)',
               's/step plain', 'peak MB (vs plain)', 'step-0 loss rel. diff']
-    cells = [[
-        f'{r["model"]} ({r["batch"]} x {r["input_size"][0]}x'
-        f'{r["input_size"][1]})', r['variant'], f'{r["train_ratio"]:.2f}x',
-        f'{r["train_s_plain"]:.2f}',
-        f'{r["peak_mb"]:.0f} ({r["peak_ratio"]:.2f}x)'
-        if r['peak_ratio'] else f'{r["peak_mb"]:.0f}',
-        f'{r["step0_rel_diff"]:.1e}'
-    ] for r in rows]
+    if compiled:
+        header += ['compiled vs compiled plain (IQR)',
+                   'compiled / eager: variant, plain', 'compile s (first step)',
+                   'compiled loss rel. diff']
+
+    def iqr(r, key):
+        return (f'{r[key]:.2f}x ({r[key + "_q1"]:.2f}-'
+                f'{r[key + "_q3"]:.2f})')
+
+    cells = []
+    for r in rows:
+        cell = [
+            f'{r["model"]} ({r["batch"]} x {r["input_size"][0]}x'
+            f'{r["input_size"][1]})', r['variant'], iqr(r, 'train_ratio'),
+            f'{r["train_s_plain"]:.2f}',
+            f'{r["peak_mb"]:.0f} ({r["peak_ratio"]:.2f}x)'
+            if r['peak_ratio'] else f'{r["peak_mb"]:.0f}',
+            f'{r["step0_rel_diff"]:.1e}'
+        ]
+        if compiled:
+            cell += [
+                iqr(r, 'compiled_train_ratio'),
+                f'{r["compiled_vs_eager"]:.2f}x, '
+                f'{r["plain_compiled_vs_eager"]:.2f}x',
+                f'{r["compile_first_step_s"]:.1f}',
+                f'{r["compiled_step0_rel_diff"]:.1e}'
+            ]
+        cells.append(cell)
     return format_table(header, cells, markdown=markdown)

@@ -119,8 +119,13 @@ def _run_layers(args: argparse.Namespace,
                                            device))
         print(f'measured {shape.name}', flush=True)
     print(layers.format_results(rows, markdown=args.markdown))
-    print('ratios to nn.Conv2d of the same shape (medians of interleaved '
-          'repeats); peak MB: one train step.')
+    print(f'ratios to nn.Conv2d of the same shape: medians of {repeats} '
+          'interleaved repeats (interquartile range of the per-repeat '
+          'ratios); compose: the kernel composition forward + backward '
+          'alone, ms and its ratio to the memory floor (two fresh copies and '
+          'one in-place add of a kernel-sized tensor); the public DO-Conv\'s '
+          'einsum leaves its layout copy to the conv; peak MB: one train '
+          'step.')
     if not timm_available():
         print(f'not measured: {TIMM_COND_CONV} (pip install timm)')
     if args.json:
@@ -189,6 +194,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size for every model (default: per '
                         'model; SSD300 anchors want 300 300)')
+    parser.add_argument('--compile', nargs='?', const='inductor',
+                        metavar='BACKEND',
+                        help='also run every model under torch.compile '
+                        '(the backend, default inductor; aot_eager for a '
+                        'quick check), as mmengine\'s compile=dict('
+                        'backend=...) does for train_step: the forward and '
+                        'loss compiled, backward and optimizer eager')
     add_measurement_options(parser)
 
 
@@ -207,19 +219,22 @@ def _run_train(args: argparse.Namespace,
     rows = []
     for name in args.models:
         variants = args.variants or train.MODEL_SPECS[name].variants
-        rows.extend(train.benchmark_model(name, variants, args.quick,
-                                          args.repeats, clock, device,
-                                          args.batch, args.size))
+        rows.extend(train.benchmark_model(
+            name, variants, args.quick, args.repeats, clock, device,
+            args.batch, args.size,
+            compile_cfg=dict(backend=args.compile) if args.compile else None))
         print(f'measured {name}', flush=True)
     print(train.format_results(rows, markdown=args.markdown))
-    print(f'median of {args.repeats} interleaved train steps '
-          f'({clock.__name__}, {args.threads} thread(s), {device}); '
-          'variants built from the plain weights (from_conv).')
+    print(f'median (interquartile range) of {args.repeats} interleaved '
+          f'train steps ({clock.__name__}, {args.threads} thread(s), '
+          f'{device}); variants built from the plain weights (from_conv)'
+          + (f'; compiled with backend={args.compile!r}'
+             if args.compile else '') + '.')
     if args.json:
         meta = dict(
             date=_utc_now(), torch=torch.__version__, device=device,
             threads=args.threads, repeats=args.repeats, quick=args.quick,
-            clock=clock.__name__,
+            clock=clock.__name__, compile=args.compile,
             optimizer='SGD(lr=0, momentum=0.9, weight_decay=1e-4)',
             memory='CUDA max_memory_allocated' if device != 'cpu' else
             ('resident-set peak (VmHWM after clear_refs and malloc_trim)'

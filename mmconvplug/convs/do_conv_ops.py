@@ -11,42 +11,45 @@ from mmconvplug.utils.torch_helpers import full_precision, is_exporting
 
 
 def _by_input(tensor: torch.Tensor, groups: int) -> torch.Tensor:
-    """(C_out, C_in/groups, width) -> (C_in, width, C_out/groups).
+    """(C_out, C_in/groups, width) -> (C_in, C_out/groups, width): slot
+    ``[c, j]`` holds output ``j`` of input channel ``c``'s group.
 
-    A strided view (no copy) for groups == 1 and for depthwise kernels with
-    one output per input; ``bmm`` reads such views in place.
+    A strided view (no copy) for groups == 1 and whenever a group has one
+    input or one output channel (depthwise); ``bmm`` reads such views in
+    place.
     """
     out_channels, channels_per_group, width = tensor.shape
-    return tensor.reshape(groups, out_channels // groups, channels_per_group,
-                          width).permute(0, 2, 3, 1).reshape(
-                              groups * channels_per_group, width,
-                              out_channels // groups)
+    outs_per_group = out_channels // groups
+    return tensor.reshape(groups, outs_per_group, channels_per_group,
+                          width).transpose(1, 2).reshape(
+                              groups * channels_per_group, outs_per_group,
+                              width)
 
 
 def _to_conv_layout(by_input: torch.Tensor, groups: int) -> torch.Tensor:
-    """(C_in, width, C_out/groups) -> (C_out, C_in/groups, width).
-
-    Two copies that each keep the innermost axis contiguous, which ran
-    faster than one cache-hostile transpose.
-    """
-    in_channels, width, outs_per_group = by_input.shape
+    """(C_in, C_out/groups, width) -> (C_out, C_in/groups, width), one copy
+    that keeps the innermost (tap) axis contiguous."""
+    in_channels, outs_per_group, width = by_input.shape
     channels_per_group = in_channels // groups
-    tensor = by_input.transpose(1, 2).contiguous().view(
-        groups, channels_per_group, outs_per_group, width)
-    return tensor.transpose(1, 2).contiguous().view(
-        groups * outs_per_group, channels_per_group, width)
+    return by_input.reshape(groups, channels_per_group, outs_per_group,
+                            width).transpose(1, 2).reshape(
+                                groups * outs_per_group, channels_per_group,
+                                width).contiguous()
 
 
 class _ComposeOverParameterisedKernel(torch.autograd.Function):
     """``kernel[o, c, s] = sum_d D[c_in(o, c), s, d] * W[o, c, d]``.
 
-    Per input channel, (k*k x D_mul) @ (D_mul x C_out/groups), batched over
-    input channels: the long side last (this orientation ran fastest of
-    those tried on CPU/MKL), ``W`` and the incoming gradient read in place
-    through strided views, so the only layout copies are the two that put
-    the kernel (forward) and ``W``'s gradient (backward) into the conv
-    layout. The backward is written out (one ``bmm`` per gradient) rather
-    than left to autograd's chain of views and copies.
+    Per input channel ``c``: ``W_c D_c^T``, (C_out/groups x D_mul) @
+    (D_mul x k*k), batched over input channels, ``W_c`` read in place
+    through a strided view. That leaves one layout copy per pass: the
+    kernel into the conv layout (forward), ``W``'s gradient (backward; the
+    gradient of ``D`` is small and needs none). Measured against the
+    earlier ``D_c W_c^T`` orientation, whose result needed two copies to
+    reach the conv layout: 0.67x the composition's forward + backward at
+    512 channels and 0.77x at 1024 (``tools/benchmark.py layers``,
+    ``compose`` column). The backward is written out (one ``bmm`` per
+    gradient) rather than left to autograd's chain of views and copies.
     """
 
     @staticmethod
@@ -54,7 +57,8 @@ class _ComposeOverParameterisedKernel(torch.autograd.Function):
                 groups: int) -> torch.Tensor:
         ctx.save_for_backward(weight, depthwise)
         ctx.groups = groups
-        kernel_by_input = torch.bmm(depthwise, _by_input(weight, groups))
+        kernel_by_input = torch.bmm(_by_input(weight, groups),
+                                    depthwise.transpose(1, 2))
         return _to_conv_layout(kernel_by_input, groups)
 
     @staticmethod
@@ -62,14 +66,14 @@ class _ComposeOverParameterisedKernel(torch.autograd.Function):
     def backward(ctx, grad_kernel: torch.Tensor):
         weight, depthwise = ctx.saved_tensors
         groups = ctx.groups
-        grad_by_input = _by_input(grad_kernel, groups)  # (C_in, k*k, C_out/g)
+        grad_by_input = _by_input(grad_kernel, groups)  # (C_in, C_out/g, kk)
         grad_weight = grad_depthwise = None
         if ctx.needs_input_grad[0]:
             grad_weight = _to_conv_layout(
-                torch.bmm(depthwise.transpose(1, 2), grad_by_input), groups)
+                torch.bmm(grad_by_input, depthwise), groups)
         if ctx.needs_input_grad[1]:
-            grad_depthwise = torch.bmm(
-                grad_by_input, _by_input(weight, groups).transpose(1, 2))
+            grad_depthwise = torch.bmm(grad_by_input.transpose(1, 2),
+                                       _by_input(weight, groups))
         return grad_weight, grad_depthwise, None
 
 
@@ -103,6 +107,7 @@ def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
         if is_exporting():
             # The autograd function's forward, recorded op by op.
             return _to_conv_layout(
-                torch.bmm(depthwise, _by_input(weight, groups)), groups)
+                torch.bmm(_by_input(weight, groups),
+                          depthwise.transpose(1, 2)), groups)
         return _ComposeOverParameterisedKernel.apply(weight, depthwise,
                                                      groups)

@@ -10,8 +10,11 @@ from mmconvplug.analysis import (
     count_parameters,
     format_table,
     interleaved_medians,
+    interleaved_samples,
     output_difference,
     peak_memory_bytes,
+    ratio_spread,
+    spread,
 )
 from mmconvplug.analysis.memory import rss_peak_supported
 
@@ -39,6 +42,28 @@ def test_interleaved_medians_are_medians_of_a_fake_clock():
     medians = interleaved_medians({'x': lambda: None}, repeats=3, warmup=0,
                                   clock=clock)
     assert medians == {'x': 2}
+
+
+def test_samples_are_paired_per_round_and_spreads_are_quartiles():
+    # round 1: x 1, y 2; round 2: x 4, y 4; round 3: x 3, y 6
+    ticks = iter([0, 1, 1, 3, 3, 7, 7, 11, 11, 14, 14, 20])
+    samples = interleaved_samples({'x': lambda: None, 'y': lambda: None},
+                                  repeats=3, warmup=0,
+                                  clock=lambda: next(ticks))
+    assert samples == {'x': [1, 4, 3], 'y': [2, 4, 6]}
+    # per-round ratios 0.5, 1.0, 0.5: not the ratio of medians (3/4)
+    ratios = ratio_spread(samples['x'], samples['y'])
+    assert (ratios.q1, ratios.median, ratios.q3) == (0.5, 0.5, 0.75)
+    assert ratios.count == 3 and ratios.iqr == 0.25
+    assert ratios.format() == '0.50 (0.50-0.75)'
+    assert spread(range(1, 10)) == spread([9, 1, 8, 2, 7, 3, 6, 4, 5])
+    assert (spread(range(1, 10)).q1, spread(range(1, 10)).q3) == (3, 7)
+    assert spread([2.0]).iqr == 0
+    assert spread([1.0, 3.0]).scaled(2.0).median == 4.0
+    with pytest.raises(ValueError, match='at least one value'):
+        spread([])
+    with pytest.raises(ValueError, match='paired samples'):
+        ratio_spread([1.0], [1.0, 2.0])
 
 
 def test_peak_memory_of_a_train_step_holds_its_activations():

@@ -68,7 +68,36 @@ def test_train_benchmark_tiny_run_writes_json(tmp_path, monkeypatch,
     assert row['batch'] == 2 and row['input_size'] == [64, 64]
     assert row['step0_rel_diff'] < 1e-5
     assert row['train_ratio'] > 0 and row['peak_mb'] > 0
+    assert row['train_ratio_q1'] <= row['train_ratio'] <= \
+        row['train_ratio_q3'] and row['repeats'] == 1
     assert row['params'] > row['params_plain']  # DO-Conv's D
+
+
+def test_compiled_train_steps_match_eager(tmp_path, monkeypatch,
+                                          restore_threads, capsys):
+    """``--compile aot_eager``: the plain and the DO-Conv model also run
+    under torch.compile in the same rounds; the compiled first-step loss is
+    the eager one (aot_eager traces the same ops), and the row carries the
+    compiled figures beside eager."""
+    monkeypatch.setitem(train.MODEL_SPECS, 'tiny_ssd', TINY_SSD)
+    out = tmp_path / 'train.json'
+    assert cli_main(['benchmark', 'train', '--models', 'tiny_ssd',
+                     '--repeats', '1', '--threads', '1', '--device', 'cpu',
+                     '--size', '64', '64', '--compile', 'aot_eager',
+                     '--json', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "compiled with backend='aot_eager'" in printed
+    report = json.loads(out.read_text())
+    assert report['meta']['compile'] == 'aot_eager'
+    (row, ) = report['results']
+    assert row['compile'] == {'backend': 'aot_eager'}
+    assert row['compiled_step0_rel_diff'] < 1e-5
+    assert row['plain_compiled_step0_rel_diff'] < 1e-5
+    for key in ('compiled_s', 'compiled_vs_eager', 'compile_first_step_s',
+                'compiled_train_ratio', 'plain_compiled_s'):
+        assert row[key] > 0, key
+    assert row['compiled_train_ratio_q1'] <= row['compiled_train_ratio'] \
+        <= row['compiled_train_ratio_q3']
 
 
 def test_train_benchmark_rejects_unknown_variant(capsys):

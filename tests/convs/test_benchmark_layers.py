@@ -34,8 +34,13 @@ ROW_FIELDS = {
     'shape', 'variant', 'params', 'params_plain', 'train_ms',
     'train_ms_plain', 'train_ratio', 'eval_unfolded_ms', 'eval_folded_ms',
     'eval_plain_ms', 'eval_unfolded_ratio', 'eval_folded_ratio',
-    'peak_train_mb', 'peak_train_mb_plain', 'peak_train_ratio'
+    'peak_train_mb', 'peak_train_mb_plain', 'peak_train_ratio',
+    'train_ratio_q1', 'train_ratio_q3', 'eval_unfolded_ratio_q1',
+    'eval_unfolded_ratio_q3', 'repeats'
 }
+#: Rows of layers that compose their kernel also carry its time and floor.
+COMPOSE_FIELDS = {'compose_ms', 'compose_floor_ms', 'compose_floor_ratio',
+                  'compose_floor_ratio_q1', 'compose_floor_ratio_q3'}
 
 
 @pytest.fixture
@@ -66,10 +71,46 @@ def test_benchmark_layers_quick_run_writes_json(tmp_path, restore_threads,
             continue
         assert ROW_FIELDS <= set(row), row['variant']
         assert row['train_ratio'] > 0 and row['peak_train_mb'] > 0
+        assert row['train_ratio_q1'] <= row['train_ratio'] <= \
+            row['train_ratio_q3']
+        assert (row['variant'] in ('DOConv', 'RefConv')) == \
+            (COMPOSE_FIELDS <= set(row)), row['variant']
         if row['variant'] in ('DOConv', 'RefConv'):
+            assert row['compose_ms'] > 0 and row['compose_floor_ms'] > 0
+            assert row['compose_floor_ratio_q1'] <= \
+                row['compose_floor_ratio'] <= row['compose_floor_ratio_q3']
             assert row['eval_folded_ratio'] is not None
             assert row['params_plain'] == row['shape']['in_channels'] * row[
                 'shape']['out_channels'] * 9
+
+
+def test_the_composition_step_is_the_kernel_gradient():
+    """The composition timed alone is ``compose_kernel`` forward and
+    backward: the gradients it leaves are those of the kernel, for ours
+    and the public DO-Conv alike."""
+    shape = layers.ConvShape('s', 1, 4, 6, 5, 5)
+    grad_kernel = torch.randn(6, 4, 3, 3)
+    for name in ('DOConv', 'RefConv', layers.PUBLIC_DO_CONV):
+        layer = layers.build_layer(shape, name)
+        layers.composition_step(layer, grad_kernel)
+        got = [p.grad.clone() for p in layer.parameters()
+               if p.grad is not None]
+        expected = torch.autograd.grad(
+            layer.compose_kernel(),
+            [p for p in layer.parameters() if p.requires_grad],
+            grad_kernel, allow_unused=True)
+        assert got and len(got) == len([e for e in expected
+                                        if e is not None]), name
+        for g, e in zip(got, [e for e in expected if e is not None]):
+            torch.testing.assert_close(g, e)
+
+
+def test_memory_floor_is_two_clones_and_one_add():
+    samples = {'floor:clone': [1.0, 2.0], 'floor:add': [0.5, 0.25]}
+    assert layers.memory_floor(samples) == [2.5, 4.25]
+    calls = layers.memory_floor_calls(torch.zeros(3, 2))
+    assert set(calls) == {'floor:clone', 'floor:add'}
+    assert calls['floor:clone']().shape == (3, 2)
 
 
 def test_timm_condconv_row_exactly_when_timm_is_installed():
