@@ -2,12 +2,13 @@
 
 Every repeat calls each measured function once, back to back, so slow drift
 of a shared machine (other processes, thermal throttling) hits every column
-alike; the reported figure is the median over repeats with its interquartile
-range (:func:`spread`; paired per-round ratios: :func:`ratio_spread`), and
-ratios from one run are what the benchmarks report. On CUDA a call is timed with
-CUDA events (the GPU's own clock, no host synchronisation inside the
-timed region); on the CPU with ``clock`` (``time.perf_counter``, or
-``time.process_time`` for CPU time on a shared machine).
+alike; the reported figure is the median over repeats with its
+interquartile range (:func:`spread`; paired per-round ratios:
+:func:`ratio_spread`), and ratios from one run are what the benchmarks
+report. On CUDA a call is timed with CUDA events (the GPU's own clock, no
+host synchronisation inside the timed region); on the CPU with ``clock``
+(``time.perf_counter``, or ``time.process_time`` for CPU time on a shared
+machine).
 """
 import statistics
 import time
@@ -133,11 +134,6 @@ class Spread:
     def iqr(self) -> float:
         """``q3 - q1``."""
         return self.q3 - self.q1
-
-    def scaled(self, factor: float) -> 'Spread':
-        """The same spread with every figure times ``factor``."""
-        return Spread(self.median * factor, self.q1 * factor,
-                      self.q3 * factor, self.count)
 
     def format(self, digits: int = 2) -> str:
         """``'median (IQR q1-q3)'``, e.g. ``'1.04 (1.01-1.06)'``."""

@@ -398,7 +398,8 @@ def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
               's/step plain', 'peak MB (vs plain)', 'step-0 loss rel. diff']
     if compiled:
         header += ['compiled vs compiled plain (IQR)',
-                   'compiled / eager: variant, plain', 'compile s (first step)',
+                   'compiled / eager: variant, plain',
+                   'compile s (first step)',
                    'compiled loss rel. diff']
 
     def iqr(r, key):

@@ -59,7 +59,7 @@ def test_samples_are_paired_per_round_and_spreads_are_quartiles():
     assert spread(range(1, 10)) == spread([9, 1, 8, 2, 7, 3, 6, 4, 5])
     assert (spread(range(1, 10)).q1, spread(range(1, 10)).q3) == (3, 7)
     assert spread([2.0]).iqr == 0
-    assert spread([1.0, 3.0]).scaled(2.0).median == 4.0
+    assert spread([1.0, 3.0]).median == 2.0
     with pytest.raises(ValueError, match='at least one value'):
         spread([])
     with pytest.raises(ValueError, match='paired samples'):
