@@ -10,6 +10,7 @@ runtime comparison run any of them unchanged.
 * ``'openvino'``: OpenVINO's CPU plugin, ``pip install
   mmconvplug[openvino]`` (see :mod:`.openvino_runtime`).
 """
+from abc import ABC, abstractmethod
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -45,8 +46,9 @@ def require(module: str, extra: str = 'deploy',
             f'{packages}`).') from error
 
 
-class InferenceSession:
-    """One ONNX graph loaded in a runtime.
+class InferenceSession(ABC):
+    """One ONNX graph loaded in a runtime (the interface every runtime
+    implements: :meth:`__call__`).
 
     Args:
         model (str | bytes): the ``.onnx`` file, or its serialized bytes.
@@ -63,9 +65,9 @@ class InferenceSession:
     input_names: List[str]
     output_names: List[str]
 
+    @abstractmethod
     def __call__(self, *arrays: np.ndarray) -> List[np.ndarray]:
         """Run the graph on ``arrays`` (one per input, in order)."""
-        raise NotImplementedError
 
     def _check_arity(self, arrays: Sequence[np.ndarray]) -> None:
         if len(arrays) != len(self.input_names):
