@@ -141,5 +141,10 @@ pip_q --no-build-isolation -e ".[test,deploy,openvino,docs]"
 
 "$py" -c "import mmconvplug, mmcv.ops, mmdet, mmseg" ||
   die "the environment does not import; see the messages above"
+# The fused CPU kernels (mmconvplug/convs/cpu_kernels.py) compile once per
+# environment (~30 s); build them now rather than at the first training step.
+# A failure is not fatal: the layers then use their eager ops.
+"$py" -c "from mmconvplug.convs import cpu_kernels; cpu_kernels.load_kernels()" ||
+  say "the fused CPU kernels did not build (see above); the layers use eager ops"
 touch "$stamp"
 say "environment ready: $("$py" -m mmconvplug info --short)"

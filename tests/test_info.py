@@ -20,6 +20,7 @@ def test_info_reports_versions_ops_and_registered_types():
     assert lines['mmcv'] == mmcv.__version__
     assert lines['mmdet'] == mmdet.__version__
     assert lines['mmcv ops'] == 'compiled'
+    assert lines['cpu kernels'].startswith('loaded (mmconvplug_compose_')
     for conv_type in ('DOConv', 'RefConv', 'CondConv', 'SCConv', 'DWSConv'):
         assert conv_type in lines['MODELS'].split(', ')
     assert 'FoldHook' in lines['HOOKS'].split(', ')

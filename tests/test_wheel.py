@@ -111,6 +111,7 @@ def test_wheel_ships_configs_tools_cli_and_declares_ranges(installed):
     assert shipped == repo_configs
     assert 'mmconvplug/.mim/tools/train.py' in names
     assert 'mmconvplug/cli/__init__.py' in names
+    assert 'mmconvplug/convs/csrc/compose_kernels.cpp' in names
     assert not any('__pycache__' in n for n in names)
     assert 'mmconvplug = mmconvplug.cli:main' in entry_points
     requires = {}
@@ -126,6 +127,7 @@ def test_wheel_ships_configs_tools_cli_and_declares_ranges(installed):
         assert requires[name].contains(module.__version__,
                                        prereleases=True), name
     assert 'Requires-Python: >=3.8' in metadata
+    assert 'ninja' in requires  # builds the fused CPU kernels
 
 
 def test_pip_install_keeps_the_environment_as_it_is(installed, tmp_path):
@@ -160,6 +162,25 @@ def test_every_subcommand_help_from_the_installed_copy(installed):
                  cwd=cwd).stdout
     for command in COMMANDS:
         assert command in usage
+
+
+def test_the_installed_copy_builds_its_cpu_kernels(installed, tmp_path):
+    """The fused kernels compile from the wheel's own source (an empty
+    extension cache: nothing reused from the checkout's build), with a
+    PATH that lacks the venv (``ninja`` is found beside the interpreter)."""
+    _, target, env, cwd = installed
+    script = ('from mmconvplug.convs import cpu_kernels\n'
+              'cpu_kernels.load_kernels(raise_error=True)\n'
+              'print(cpu_kernels.SOURCE)\n'
+              'print(cpu_kernels.kernels_status())\n')
+    env = dict(env, TORCH_EXTENSIONS_DIR=str(tmp_path / 'ext'),
+               PATH='/usr/bin:/bin')
+    out = _run([sys.executable, '-c', script], env=env,
+               cwd=cwd).stdout.splitlines()
+    assert Path(out[-2]).resolve() == (target / 'mmconvplug' / 'convs' /
+                                       'csrc' /
+                                       'compose_kernels.cpp').resolve()
+    assert out[-1].startswith('loaded (mmconvplug_compose_kernels_torch')
 
 
 def test_configs_lists_the_packaged_configs(installed):

@@ -10,6 +10,9 @@ can put the public formulation of a layer in the same run as ours.
   with ``groups = batch``) with the paper's routing (global average pool,
   linear, sigmoid), as timm's ``CondConvResidual`` computes it; measured
   whenever timm is installed (``pip install mmconvplug[bench]``).
+* :class:`EagerOps`: our DO-Conv / RefConv with the fused CPU kernels off
+  (rows ``DOConv-eager``, ``RefConv-eager``, measured when named): the
+  eager compositions those kernels replace, in the same run.
 * :class:`CondConvPath`: our CondConv computing the batch one fixed way,
   rows ``CondConv-<path>`` (``--variants CondConv-grouped CondConv-unfold``
   reproduces the measurements behind CondConv's ``strategy='auto'`` rule).
@@ -30,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmconvplug.convs import CondConv
+from mmconvplug.convs import CondConv, cpu_kernels
 from mmconvplug.convs.cond_conv_ops import cond_conv_grouped, cond_conv_unfold
 
 #: Row names in the layer benchmark.
@@ -40,6 +43,32 @@ TIMM_COND_CONV = 'timm-CondConv2d'
 COND_CONV_PATH_ROWS = tuple(
     f'CondConv-{path}'
     for path in ('grouped', 'unfold', 'per_example', 'mix_outputs'))
+
+
+#: ``<variant>-eager`` rows (:class:`EagerOps`), measured when named.
+EAGER_OPS_ROWS = ('DOConv-eager', 'RefConv-eager')
+
+
+class EagerOps(nn.Module):
+    """A DOConv / RefConv whose compositions take the eager ops
+    (:func:`mmconvplug.convs.cpu_kernels.eager_ops`): the cost of what the
+    fused CPU kernels replace. The backward follows its forward's path.
+
+    Args:
+        layer (nn.Module): The variant, used as it is (same tensors).
+    """
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with cpu_kernels.eager_ops():
+            return self.layer(x)
+
+    def compose_kernel(self) -> torch.Tensor:
+        with cpu_kernels.eager_ops():
+            return self.layer.compose_kernel()
 
 
 #: Where timm's layer files are loaded when ``import timm`` fails.

@@ -36,7 +36,9 @@ formulations run in the same process as extra rows: timm's ``CondConv2d``
 whenever timm is installed, the public DO-Conv composition with
 ``--public-baseline``, and CondConv with one fixed path when named
 (``--variants CondConv-grouped CondConv-unfold CondConv-per_example
-CondConv-mix_outputs``; :mod:`.baselines`).
+CondConv-mix_outputs``), and our DO-Conv / RefConv with the fused CPU
+kernels off when named (``--variants DOConv-eager RefConv-eager``;
+:mod:`.baselines`).
 """
 import time
 from dataclasses import asdict, dataclass
@@ -58,9 +60,11 @@ from mmconvplug.convs.base import conv_variants, is_foldable
 
 from .baselines import (
     COND_CONV_PATH_ROWS,
+    EAGER_OPS_ROWS,
     PUBLIC_DO_CONV,
     TIMM_COND_CONV,
     CondConvPath,
+    EagerOps,
     PublicStyleDOConv,
     TimmCondConv,
     timm_available,
@@ -161,6 +165,8 @@ def build_layer(shape: ConvShape, name: Optional[str]) -> nn.Module:
     if name in COND_CONV_PATH_ROWS:
         layer = build_layer(shape, 'CondConv')
         return CondConvPath(layer, name[len('CondConv-'):])
+    if name in EAGER_OPS_ROWS:
+        return EagerOps(build_layer(shape, name[:-len('-eager')]))
     return build_conv_layer(
         None if name is None else dict(type=name), shape.in_channels,
         shape.out_channels, shape.kernel_size, groups=shape.groups,
@@ -364,14 +370,15 @@ def selected_variants(names: Optional[Sequence[str]],
                       public_baseline: bool) -> List[str]:
     """The rows to measure: every registered variant (or ``names``), then
     the baselines (timm's CondConv2d when installed; the public DO-Conv with
-    ``public_baseline``; a ``CondConv-<path>`` row when named).
+    ``public_baseline``; a ``CondConv-<path>`` or ``<variant>-eager`` row
+    when named).
 
     Raises:
         ValueError: a name is neither a registered variant nor a baseline,
             or names timm's CondConv2d without timm installed.
     """
     known = list(conv_variants()) + [TIMM_COND_CONV, PUBLIC_DO_CONV,
-                                     *COND_CONV_PATH_ROWS]
+                                     *COND_CONV_PATH_ROWS, *EAGER_OPS_ROWS]
     if names:
         unknown = sorted(set(names) - set(known))
         if unknown:
@@ -383,7 +390,8 @@ def selected_variants(names: Optional[Sequence[str]],
                 '"mmconvplug[bench]" (or pip install timm).')
         wanted = set(names)
     else:
-        wanted = set(known) - {PUBLIC_DO_CONV, *COND_CONV_PATH_ROWS}
+        wanted = set(known) - {PUBLIC_DO_CONV, *COND_CONV_PATH_ROWS,
+                                *EAGER_OPS_ROWS}
         if not timm_available():
             wanted.discard(TIMM_COND_CONV)
     if public_baseline:

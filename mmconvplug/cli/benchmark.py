@@ -95,8 +95,10 @@ def _add_layers_arguments(parser: argparse.ArgumentParser) -> None:
                         help='shape set (default: mission)')
     parser.add_argument('--variants', nargs='+', metavar='NAME',
                         help='measure only these (registered variants, '
-                        f'{TIMM_COND_CONV}, {PUBLIC_DO_CONV}; default: every '
-                        'registered variant, and timm when installed)')
+                        f'{TIMM_COND_CONV}, {PUBLIC_DO_CONV}, '
+                        'CondConv-<path>, DOConv-eager / RefConv-eager: the '
+                        'fused CPU kernels off; default: every registered '
+                        'variant, and timm when installed)')
     parser.add_argument('--public-baseline', action='store_true',
                         help='also time DO-Conv composed as in the public '
                         'reference code (einsum, autograd backward)')

@@ -1,9 +1,11 @@
 """``mmconvplug info``: what to paste into a bug report.
 
 Versions (Python, torch, mmengine, mmcv, mmdet, mmseg), whether mmcv's ops
-are compiled, CUDA, the types mmconvplug registers, the conv variants and
-every import-time change it makes to upstream behaviour (one ``upstream``
-line each: :data:`mmconvplug.compat.UPSTREAM_CHANGES`).
+are compiled, whether the fused CPU kernels load (built on first use:
+:mod:`mmconvplug.convs.cpu_kernels`), CUDA, the types mmconvplug registers,
+the conv variants and every import-time change it makes to upstream
+behaviour (one ``upstream`` line each:
+:data:`mmconvplug.compat.UPSTREAM_CHANGES`).
 """
 import argparse
 import platform
@@ -29,6 +31,16 @@ def _mmcv_ops() -> str:
         return (f'NOT compiled ({exc}); rebuild: pip uninstall -y mmcv && '
                 'pip install --no-build-isolation mmcv==2.1.0')
     return 'compiled'
+
+
+def _cpu_kernels() -> str:
+    import warnings
+
+    from mmconvplug.convs import cpu_kernels
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the status line says it
+        cpu_kernels.load_kernels()
+    return cpu_kernels.kernels_status()
 
 
 def _configs_root() -> str:
@@ -76,6 +88,7 @@ def info_lines(short: bool = False) -> List[str]:
         return [', '.join(f'{k} {v}' for k, v in versions.items())]
     lines = [f'{k:<11} {v}' for k, v in versions.items()]
     lines.append(f'{"mmcv ops":<11} {_mmcv_ops()}')
+    lines.append(f'{"cpu kernels":<11} {_cpu_kernels()}')
     cuda = torch.cuda.is_available()
     lines.append(f'{"CUDA":<11} ' + (
         f'available ({torch.version.cuda}, {torch.cuda.get_device_name(0)})'

@@ -9,6 +9,16 @@ from torch.autograd.function import once_differentiable
 
 from mmconvplug.utils.torch_helpers import full_precision, is_exporting
 
+from . import cpu_kernels
+
+#: Kernels with fewer entries (C_out * C_in / groups * k*k) compose with the
+#: eager ops even where the fused CPU kernels apply: below this, MKL's
+#: batched matmul is faster than the fused loops (``tools/benchmark.py
+#: layers --shapes composition --variants DOConv DOConv-eager``, 2 threads:
+#: composition 0.96 vs 0.44 ms at 64 channels, 1.30 vs 0.79 ms at 128,
+#: 2.42 vs 2.87 ms at 256, 42 vs 93 ms at 1024).
+FUSED_MIN_KERNEL_NUMEL = 2**19
+
 
 def _by_input(tensor: torch.Tensor, groups: int) -> torch.Tensor:
     """(C_out, C_in/groups, width) -> (C_in, C_out/groups, width): slot
@@ -50,13 +60,26 @@ class _ComposeOverParameterisedKernel(torch.autograd.Function):
     512 channels and 0.77x at 1024 (``tools/benchmark.py layers``,
     ``compose`` column). The backward is written out (one ``bmm`` per
     gradient) rather than left to autograd's chain of views and copies.
+
+    On CPU in float32/float64, for kernels of at least
+    :data:`FUSED_MIN_KERNEL_NUMEL` entries, both passes run the fused
+    kernels of :mod:`.cpu_kernels` instead (one pass over ``W`` and the
+    kernel each way), which compute the same sums.
     """
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, depthwise: torch.Tensor,
                 groups: int) -> torch.Tensor:
-        ctx.save_for_backward(weight, depthwise)
         ctx.groups = groups
+        kernel_numel = weight.shape[0] * weight.shape[1] * depthwise.shape[1]
+        ctx.fused = (kernel_numel >= FUSED_MIN_KERNEL_NUMEL
+                     and cpu_kernels.usable(weight, depthwise))
+        if ctx.fused:
+            weight, depthwise = weight.contiguous(), depthwise.contiguous()
+            ctx.save_for_backward(weight, depthwise)
+            return cpu_kernels.load_kernels().do_compose_forward(
+                weight, depthwise, groups)
+        ctx.save_for_backward(weight, depthwise)
         kernel_by_input = torch.bmm(_by_input(weight, groups),
                                     depthwise.transpose(1, 2))
         return _to_conv_layout(kernel_by_input, groups)
@@ -66,6 +89,13 @@ class _ComposeOverParameterisedKernel(torch.autograd.Function):
     def backward(ctx, grad_kernel: torch.Tensor):
         weight, depthwise = ctx.saved_tensors
         groups = ctx.groups
+        if ctx.fused and grad_kernel.device.type == 'cpu':
+            grad_weight, grad_depthwise = (
+                cpu_kernels.load_kernels().do_compose_backward(
+                    grad_kernel.to(weight.dtype).contiguous(), weight,
+                    depthwise, groups, ctx.needs_input_grad[0],
+                    ctx.needs_input_grad[1]))
+            return grad_weight, grad_depthwise, None
         grad_by_input = _by_input(grad_kernel, groups)  # (C_in, C_out/g, kk)
         grad_weight = grad_depthwise = None
         if ctx.needs_input_grad[0]:
@@ -85,6 +115,10 @@ def compose_do_kernel(weight: torch.Tensor, depthwise: torch.Tensor,
     exporting to ONNX it records the same computation as plain tensor ops
     (``bmm``, ``reshape``, ``permute``: ONNX ``MatMul``, ``Reshape``,
     ``Transpose``, all in opset 11) instead of the custom autograd function.
+    On CPU in float32/float64 it runs the fused kernels of
+    :mod:`.cpu_kernels` for kernels of at least
+    :data:`FUSED_MIN_KERNEL_NUMEL` entries (``MMCONVPLUG_CPU_KERNELS=0``
+    turns them off).
 
     Args:
         weight (Tensor): ``W``, shape (C_out, C_in / groups, D_mul).

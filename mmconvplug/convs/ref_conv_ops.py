@@ -14,22 +14,68 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 from torch.nn.modules.utils import _pair
 
 from mmconvplug.utils.arg_checks import check_positive_int
 from mmconvplug.utils.torch_helpers import full_precision
 
+from . import cpu_kernels
 from .attributes import IntOrPair
 
 #: The paper's refocusing map size.
 DEFAULT_MAP_SIZE = 3
 
 
+class _RefocusOneKernelPerGroup(torch.autograd.Function):
+    """``W_t = W_b + T(W_b)`` when each refocusing group holds one basis
+    kernel (G = N), through the fused CPU kernels of :mod:`.cpu_kernels`:
+    one pass over the basis and the map each way, where the eager depthwise
+    conv over N (kh x kw) images makes several. The basis is frozen (no
+    gradient); the map's gradient is the correlation of the kernel's
+    gradient with the basis.
+    """
+
+    @staticmethod
+    def forward(ctx, basis: torch.Tensor,
+                refocus_weight: torch.Tensor) -> torch.Tensor:
+        num_kernels = refocus_weight.shape[0]
+        stack = basis.reshape(num_kernels, *basis.shape[-2:]).contiguous()
+        maps = refocus_weight.reshape(num_kernels,
+                                      *refocus_weight.shape[-2:])
+        ctx.save_for_backward(stack)
+        ctx.map_shape = refocus_weight.shape
+        kernels = cpu_kernels.load_kernels()
+        return kernels.refocus_forward(stack, maps.contiguous()).reshape(
+            basis.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_kernel: torch.Tensor):
+        stack, = ctx.saved_tensors
+        map_h, map_w = ctx.map_shape[-2:]
+        grad_map = cpu_kernels.load_kernels().refocus_backward(
+            grad_kernel.to(stack.dtype).reshape(stack.shape).contiguous(),
+            stack, map_h, map_w)
+        return None, grad_map.reshape(ctx.map_shape)
+
+
+def _fused_refocus_applies(basis: torch.Tensor, refocus_weight: torch.Tensor,
+                           map_groups: int) -> bool:
+    return (map_groups == refocus_weight.shape[0]
+            and refocus_weight.shape[1] == 1 and not basis.requires_grad
+            and cpu_kernels.usable(basis, refocus_weight))
+
+
 def refocus_kernel(basis: torch.Tensor, refocus_weight: torch.Tensor,
                    map_groups: int) -> torch.Tensor:
     """``W_t = W_b + T(W_b)``: refocus a stack of basis kernels.
 
-    Runs with autocast off, in the inputs' dtype.
+    Runs with autocast off, in the inputs' dtype. With one basis kernel per
+    refocusing group (G = N, the official default for a dense conv), a
+    frozen basis and CPU float32/float64 tensors, it runs the fused kernels
+    of :mod:`.cpu_kernels` (``MMCONVPLUG_CPU_KERNELS=0`` turns them off);
+    otherwise, and while a graph is recorded, ``F.conv2d``.
 
     Args:
         basis (Tensor): ``W_b``, shape (C_out, C_in / groups, kh, kw).
@@ -48,6 +94,8 @@ def refocus_kernel(basis: torch.Tensor, refocus_weight: torch.Tensor,
     """
     num_kernels = basis.shape[0] * basis.shape[1]
     map_h, map_w = refocus_weight.shape[-2:]
+    if _fused_refocus_applies(basis, refocus_weight, map_groups):
+        return _RefocusOneKernelPerGroup.apply(basis, refocus_weight)
     stack = basis.reshape(1, num_kernels, *basis.shape[-2:])
     with full_precision():
         refocused = F.conv2d(stack, refocus_weight, None, 1,

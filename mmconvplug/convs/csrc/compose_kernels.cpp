@@ -1,0 +1,371 @@
+// Fused CPU kernels for the kernel compositions of DO-Conv and RefConv.
+//
+// Loaded (compiled on first use) by mmconvplug/convs/cpu_kernels.py, which
+// documents when they run and how to turn them off. Each kernel makes one
+// pass over its operands: the compositions do about 100 multiply-adds per
+// kernel entry, so on CPU they are bound by memory traffic, and the eager
+// formulations (batched matmuls with 9-wide operands, layout copies, a
+// depthwise conv over 3x3 images) make several passes where one suffices.
+//
+// Every function takes contiguous CPU tensors of one floating dtype
+// (float32 or float64; the Python side checks) and returns fresh tensors.
+// Results are deterministic: each output element is summed by one thread
+// in a fixed order, whatever the thread count.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace {
+
+// ---------------------------------------------------------------- DO-Conv
+// kernel[o, c, s] = sum_q D[ci, s, q] * W[o, c, q], ci = (o / opg) * cpg + c
+// W: (O, cpg, DM); D: (I, S, DM); dt = D transposed to (I, DM, S).
+// S_ / DM_ > 0 fix the sizes at compile time (the 3x3 case), 0: runtime.
+
+// Multiply-adds below which a call runs on one thread: waking the other
+// threads costs more than they save.
+constexpr int64_t kParallelWork = int64_t(1) << 16;
+
+// One (o, c) row: out[j] = sum_i in[i] * mat[i, j], mat (IN x OUT). The
+// forward is in = W's row, mat = D transposed (D_mul x k*k); the weight
+// gradient is in = grad's row, mat = D (k*k x D_mul). IN_ / OUT_ fix the
+// sizes at compile time (the accumulators then stay in registers); 0:
+// runtime sizes.
+template <typename T, int IN_, int OUT_>
+inline void apply_channel_matrix(const T* in, const T* mat, T* out,
+                                 int64_t IN, int64_t OUT) {
+  if constexpr (IN_ > 0 && OUT_ > 0) {
+    T acc[OUT_];
+    for (int j = 0; j < OUT_; ++j) acc[j] = in[0] * mat[j];
+    for (int i = 1; i < IN_; ++i) {
+      const T xi = in[i];
+      for (int j = 0; j < OUT_; ++j) acc[j] += xi * mat[i * OUT_ + j];
+    }
+    for (int j = 0; j < OUT_; ++j) out[j] = acc[j];
+  } else {
+    for (int64_t j = 0; j < OUT; ++j) out[j] = in[0] * mat[j];
+    for (int64_t i = 1; i < IN; ++i) {
+      for (int64_t j = 0; j < OUT; ++j) out[j] += in[i] * mat[i * OUT + j];
+    }
+  }
+}
+
+// grad_d[s, q] += sum over `rows` rows r of g[r * stride + s] *
+// w[r * stride_w + q]: one input channel's (S x DM) gradient from a block
+// of output channels, summed in registers and added once.
+template <typename T, int S_, int DM_>
+inline void do_grad_depthwise_block(const T* g, const T* w, int64_t rows,
+                                    int64_t g_stride, int64_t w_stride,
+                                    T* grad_d, int64_t S, int64_t DM) {
+  if constexpr (S_ > 0 && DM_ > 0) {
+    T acc[S_ * DM_] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* gr = g + r * g_stride;
+      const T* wr = w + r * w_stride;
+      for (int s = 0; s < S_; ++s) {
+        const T gs = gr[s];
+        for (int q = 0; q < DM_; ++q) acc[s * DM_ + q] += gs * wr[q];
+      }
+    }
+    for (int i = 0; i < S_ * DM_; ++i) grad_d[i] += acc[i];
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* gr = g + r * g_stride;
+      const T* wr = w + r * w_stride;
+      for (int64_t s = 0; s < S; ++s) {
+        for (int64_t q = 0; q < DM; ++q) {
+          grad_d[s * DM + q] += gr[s] * wr[q];
+        }
+      }
+    }
+  }
+}
+
+template <typename T, int S_, int DM_>
+void do_forward(const T* w, const T* dt, T* k, int64_t out_channels,
+                int64_t cpg, int64_t opg, int64_t S, int64_t DM) {
+  const int64_t grain = std::max<int64_t>(1, kParallelWork / (cpg * S * DM));
+  at::parallel_for(0, out_channels, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      const int64_t ci0 = (o / opg) * cpg;
+      for (int64_t c = 0; c < cpg; ++c) {
+        apply_channel_matrix<T, DM_, S_>(w + (o * cpg + c) * DM,
+                                         dt + (ci0 + c) * DM * S,
+                                         k + (o * cpg + c) * S, DM, S);
+      }
+    }
+  });
+}
+
+// grad_w[o, c, q] = sum_s g[o, c, s] * D[ci, s, q]
+// grad_d[ci, s, q] = sum_{o in ci's group} g[o, c, s] * W[o, c, q]
+// Parallel over output channels in `chunks` fixed chunks; chunk k sums its
+// part of grad_d into partial_d[k] (I, S, DM), which the caller adds up in
+// chunk order: the result depends on the number of chunks, never on
+// scheduling. Within a chunk, blocks of up to kRowBlock output channels of
+// one group: grad_w row by row, then each input channel's grad_d over the
+// block in registers (the block's rows are still in cache). Either output
+// may be null (not needed).
+constexpr int64_t kRowBlock = 16;
+
+template <typename T, int S_, int DM_>
+void do_backward(const T* g, const T* w, const T* d, T* grad_w, T* partial_d,
+                 int64_t out_channels, int64_t in_channels, int64_t cpg,
+                 int64_t opg, int64_t chunks, int64_t S, int64_t DM) {
+  const int64_t per_chunk = (out_channels + chunks - 1) / chunks;
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      T* part = partial_d != nullptr
+                    ? partial_d + chunk * in_channels * S * DM
+                    : nullptr;
+      const int64_t o_end = std::min(out_channels, (chunk + 1) * per_chunk);
+      int64_t o_begin = chunk * per_chunk;
+      while (o_begin < o_end) {
+        const int64_t group = o_begin / opg;
+        const int64_t block_end =
+            std::min({o_end, (group + 1) * opg, o_begin + kRowBlock});
+        const int64_t ci0 = group * cpg;
+        if (grad_w != nullptr) {
+          for (int64_t o = o_begin; o < block_end; ++o) {
+            for (int64_t c = 0; c < cpg; ++c) {
+              const int64_t row = o * cpg + c;
+              apply_channel_matrix<T, S_, DM_>(g + row * S,
+                                               d + (ci0 + c) * S * DM,
+                                               grad_w + row * DM, S, DM);
+            }
+          }
+        }
+        if (part != nullptr) {
+          for (int64_t c = 0; c < cpg; ++c) {
+            const int64_t row = o_begin * cpg + c;
+            do_grad_depthwise_block<T, S_, DM_>(
+                g + row * S, w + row * DM, block_end - o_begin, cpg * S,
+                cpg * DM, part + (ci0 + c) * S * DM, S, DM);
+          }
+        }
+        o_begin = block_end;
+      }
+    }
+  });
+}
+
+void check_inputs(const std::vector<torch::Tensor>& tensors) {
+  const auto dtype = tensors[0].scalar_type();
+  for (const auto& t : tensors) {
+    TORCH_CHECK(t.device().is_cpu(), "mmconvplug compose kernels: CPU only");
+    TORCH_CHECK(t.is_contiguous(), "mmconvplug compose kernels: ",
+                "contiguous tensors only");
+    TORCH_CHECK(t.scalar_type() == dtype, "mmconvplug compose kernels: ",
+                "one dtype for every tensor");
+  }
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
+              "mmconvplug compose kernels: float32 or float64 only");
+}
+
+// weight (O, cpg, DM), depthwise (I, S, DM) -> kernel (O, cpg, S)
+torch::Tensor do_compose_forward(torch::Tensor weight, torch::Tensor depthwise,
+                                 int64_t groups) {
+  check_inputs({weight, depthwise});
+  const int64_t O = weight.size(0), cpg = weight.size(1), DM = weight.size(2);
+  const int64_t I = depthwise.size(0), S = depthwise.size(1);
+  TORCH_CHECK(depthwise.size(2) == DM && I == cpg * groups && O % groups == 0,
+              "do_compose_forward: shapes do not match");
+  const int64_t opg = O / groups;
+  auto dt = depthwise.transpose(1, 2).contiguous();
+  auto kernel = torch::empty({O, cpg, S}, weight.options());
+  AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "do_compose_forward", [&] {
+    if (S == 9 && DM == 9) {
+      do_forward<scalar_t, 9, 9>(weight.data_ptr<scalar_t>(),
+                                 dt.data_ptr<scalar_t>(),
+                                 kernel.data_ptr<scalar_t>(), O, cpg, opg, S,
+                                 DM);
+    } else {
+      do_forward<scalar_t, 0, 0>(weight.data_ptr<scalar_t>(),
+                                 dt.data_ptr<scalar_t>(),
+                                 kernel.data_ptr<scalar_t>(), O, cpg, opg, S,
+                                 DM);
+    }
+  });
+  return kernel;
+}
+
+// -> [grad_weight or undefined, grad_depthwise or undefined]
+std::vector<torch::Tensor> do_compose_backward(torch::Tensor grad_kernel,
+                                               torch::Tensor weight,
+                                               torch::Tensor depthwise,
+                                               int64_t groups, bool need_weight,
+                                               bool need_depthwise) {
+  check_inputs({grad_kernel, weight, depthwise});
+  const int64_t O = weight.size(0), cpg = weight.size(1), DM = weight.size(2);
+  const int64_t I = depthwise.size(0), S = depthwise.size(1);
+  TORCH_CHECK(grad_kernel.size(0) == O && grad_kernel.size(1) == cpg &&
+                  grad_kernel.size(2) == S && I == cpg * groups,
+              "do_compose_backward: shapes do not match");
+  const int64_t opg = O / groups;
+  // Fixed chunks for grad_depthwise's partial sums: at most one per thread,
+  // and none with less than kParallelWork multiply-adds per gradient.
+  const int64_t chunks = std::max<int64_t>(
+      1, std::min<int64_t>(at::get_num_threads(),
+                           (O * cpg * S * DM) / kParallelWork));
+  torch::Tensor grad_weight, partial_depthwise;
+  if (need_weight) grad_weight = torch::empty_like(weight);
+  if (need_depthwise) {
+    partial_depthwise = torch::zeros({chunks, I, S, DM}, weight.options());
+  }
+  AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "do_compose_backward", [&] {
+    scalar_t* gw = need_weight ? grad_weight.data_ptr<scalar_t>() : nullptr;
+    scalar_t* pd =
+        need_depthwise ? partial_depthwise.data_ptr<scalar_t>() : nullptr;
+    if (S == 9 && DM == 9) {
+      do_backward<scalar_t, 9, 9>(grad_kernel.data_ptr<scalar_t>(),
+                                  weight.data_ptr<scalar_t>(),
+                                  depthwise.data_ptr<scalar_t>(), gw, pd, O,
+                                  I, cpg, opg, chunks, S, DM);
+    } else {
+      do_backward<scalar_t, 0, 0>(grad_kernel.data_ptr<scalar_t>(),
+                                  weight.data_ptr<scalar_t>(),
+                                  depthwise.data_ptr<scalar_t>(), gw, pd, O,
+                                  I, cpg, opg, chunks, S, DM);
+    }
+  });
+  torch::Tensor grad_depthwise;
+  if (need_depthwise) {
+    grad_depthwise = chunks == 1 ? partial_depthwise[0]
+                                 : partial_depthwise.sum(0);
+  }
+  return {grad_weight, grad_depthwise};
+}
+
+// ---------------------------------------------------------------- RefConv
+// One basis kernel per refocusing group (the official default for a dense
+// conv): kernel[n] = basis[n] + corr(basis[n], map[n]), a "same"
+// cross-correlation with zero padding of each (KH x KW) basis kernel with
+// its own (MH x MW) map. basis: (N, KH, KW); map: (N, MH, MW).
+
+template <typename T, int KH_, int KW_, int MH_, int MW_>
+void refocus_forward_impl(const T* basis, const T* map, T* out, int64_t N,
+                          int64_t kh_rt, int64_t kw_rt, int64_t mh_rt,
+                          int64_t mw_rt) {
+  const int64_t KH = KH_ > 0 ? KH_ : kh_rt, KW = KW_ > 0 ? KW_ : kw_rt;
+  const int64_t MH = MH_ > 0 ? MH_ : mh_rt, MW = MW_ > 0 ? MW_ : mw_rt;
+  const int64_t ph = MH / 2, pw = MW / 2;
+  const int64_t grain =
+      std::max<int64_t>(1, kParallelWork / (KH * KW * MH * MW));
+  at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const T* b = basis + n * KH * KW;
+      const T* m = map + n * MH * MW;
+      T* y = out + n * KH * KW;
+      for (int64_t r = 0; r < KH; ++r) {
+        for (int64_t c = 0; c < KW; ++c) {
+          T acc = b[r * KW + c];
+          for (int64_t a = 0; a < MH; ++a) {
+            const int64_t rr = r + a - ph;
+            if (rr < 0 || rr >= KH) continue;
+            for (int64_t e = 0; e < MW; ++e) {
+              const int64_t cc = c + e - pw;
+              if (cc < 0 || cc >= KW) continue;
+              acc += m[a * MW + e] * b[rr * KW + cc];
+            }
+          }
+          y[r * KW + c] = acc;
+        }
+      }
+    }
+  });
+}
+
+// grad_map[n, a, e] = sum_{r, c} grad[n, r, c] * basis[n, r + a - ph, c + e - pw]
+template <typename T, int KH_, int KW_, int MH_, int MW_>
+void refocus_backward_impl(const T* grad, const T* basis, T* grad_map,
+                           int64_t N, int64_t kh_rt, int64_t kw_rt,
+                           int64_t mh_rt, int64_t mw_rt) {
+  const int64_t KH = KH_ > 0 ? KH_ : kh_rt, KW = KW_ > 0 ? KW_ : kw_rt;
+  const int64_t MH = MH_ > 0 ? MH_ : mh_rt, MW = MW_ > 0 ? MW_ : mw_rt;
+  const int64_t ph = MH / 2, pw = MW / 2;
+  const int64_t grain =
+      std::max<int64_t>(1, kParallelWork / (KH * KW * MH * MW));
+  at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const T* g = grad + n * KH * KW;
+      const T* b = basis + n * KH * KW;
+      T* gm = grad_map + n * MH * MW;
+      for (int64_t a = 0; a < MH; ++a) {
+        for (int64_t e = 0; e < MW; ++e) {
+          T acc = 0;
+          for (int64_t r = 0; r < KH; ++r) {
+            const int64_t rr = r + a - ph;
+            if (rr < 0 || rr >= KH) continue;
+            for (int64_t c = 0; c < KW; ++c) {
+              const int64_t cc = c + e - pw;
+              if (cc < 0 || cc >= KW) continue;
+              acc += g[r * KW + c] * b[rr * KW + cc];
+            }
+          }
+          gm[a * MW + e] = acc;
+        }
+      }
+    }
+  });
+}
+
+// basis (N, KH, KW), map (N, MH, MW) -> refocused kernel (N, KH, KW)
+torch::Tensor refocus_forward(torch::Tensor basis, torch::Tensor map) {
+  check_inputs({basis, map});
+  TORCH_CHECK(basis.dim() == 3 && map.dim() == 3 &&
+                  basis.size(0) == map.size(0),
+              "refocus_forward: shapes do not match");
+  const int64_t N = basis.size(0), KH = basis.size(1), KW = basis.size(2);
+  const int64_t MH = map.size(1), MW = map.size(2);
+  auto out = torch::empty_like(basis);
+  AT_DISPATCH_FLOATING_TYPES(basis.scalar_type(), "refocus_forward", [&] {
+    if (KH == 3 && KW == 3 && MH == 3 && MW == 3) {
+      refocus_forward_impl<scalar_t, 3, 3, 3, 3>(
+          basis.data_ptr<scalar_t>(), map.data_ptr<scalar_t>(),
+          out.data_ptr<scalar_t>(), N, KH, KW, MH, MW);
+    } else {
+      refocus_forward_impl<scalar_t, 0, 0, 0, 0>(
+          basis.data_ptr<scalar_t>(), map.data_ptr<scalar_t>(),
+          out.data_ptr<scalar_t>(), N, KH, KW, MH, MW);
+    }
+  });
+  return out;
+}
+
+// grad (N, KH, KW), basis (N, KH, KW), map sizes -> grad_map (N, MH, MW)
+torch::Tensor refocus_backward(torch::Tensor grad, torch::Tensor basis,
+                               int64_t MH, int64_t MW) {
+  check_inputs({grad, basis});
+  TORCH_CHECK(grad.sizes() == basis.sizes() && basis.dim() == 3,
+              "refocus_backward: shapes do not match");
+  const int64_t N = basis.size(0), KH = basis.size(1), KW = basis.size(2);
+  auto grad_map = torch::empty({N, MH, MW}, basis.options());
+  AT_DISPATCH_FLOATING_TYPES(basis.scalar_type(), "refocus_backward", [&] {
+    if (KH == 3 && KW == 3 && MH == 3 && MW == 3) {
+      refocus_backward_impl<scalar_t, 3, 3, 3, 3>(
+          grad.data_ptr<scalar_t>(), basis.data_ptr<scalar_t>(),
+          grad_map.data_ptr<scalar_t>(), N, KH, KW, MH, MW);
+    } else {
+      refocus_backward_impl<scalar_t, 0, 0, 0, 0>(
+          grad.data_ptr<scalar_t>(), basis.data_ptr<scalar_t>(),
+          grad_map.data_ptr<scalar_t>(), N, KH, KW, MH, MW);
+    }
+  });
+  return grad_map;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("do_compose_forward", &do_compose_forward,
+        "DO-Conv kernel composition (CPU)");
+  m.def("do_compose_backward", &do_compose_backward,
+        "DO-Conv kernel composition, backward (CPU)");
+  m.def("refocus_forward", &refocus_forward,
+        "RefConv refocusing, one kernel per group (CPU)");
+  m.def("refocus_backward", &refocus_backward,
+        "RefConv refocusing, gradient of the map (CPU)");
+}

@@ -1,0 +1,258 @@
+"""The fused CPU kernels (``mmconvplug/convs/cpu_kernels.py``) compute what
+the eager ops compute, for every case they take, and step aside for every
+case they do not."""
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from mmconvplug.convs import DOConv, RefConv, cpu_kernels, do_conv_ops
+from mmconvplug.convs.do_conv_ops import compose_do_kernel
+from mmconvplug.convs.ref_conv_ops import refocus_kernel
+
+F64 = torch.float64
+
+
+@pytest.fixture(scope='module')
+def kernels():
+    """The built module; a build failure fails these tests (never skips)."""
+    return cpu_kernels.load_kernels(raise_error=True)
+
+
+@pytest.fixture(autouse=True)
+def _fused_at_every_size(monkeypatch):
+    """DO-Conv takes the fused kernels from 2**19 kernel entries; these
+    tests use small shapes, so the threshold is lifted."""
+    monkeypatch.setattr(do_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    """Runs the block with the kernels off (the eager ops)."""
+    def use_eager():
+        monkeypatch.setenv(cpu_kernels.ENV_VAR, '0')
+    return use_eager
+
+
+def _do_grads(weight, depthwise, groups, grad):
+    weight = weight.detach().requires_grad_()
+    depthwise = depthwise.detach().requires_grad_()
+    kernel = compose_do_kernel(weight, depthwise, groups)
+    kernel.backward(grad)
+    return kernel.detach(), weight.grad, depthwise.grad
+
+
+# (C_out, C_in, groups, k*k, D_mul): dense 3x3, D_mul > k*k, grouped,
+# depthwise, depthwise with a depth multiplier, 5x5, 1x3.
+DO_CASES = [(16, 8, 1, 9, 9), (12, 8, 1, 9, 13), (12, 8, 4, 9, 11),
+            (8, 8, 8, 9, 9), (24, 8, 8, 9, 9), (6, 4, 2, 25, 25),
+            (128, 70, 1, 3, 4)]
+
+
+@pytest.mark.parametrize('out_ch,in_ch,groups,taps,d_mul', DO_CASES)
+def test_do_composition_equals_the_eager_ops_in_float64(
+        kernels, eager, out_ch, in_ch, groups, taps, d_mul):
+    weight = torch.randn(out_ch, in_ch // groups, d_mul, dtype=F64)
+    depthwise = torch.randn(in_ch, taps, d_mul, dtype=F64)
+    grad = torch.randn(out_ch, in_ch // groups, taps, dtype=F64)
+    assert cpu_kernels.usable(weight, depthwise)
+    fused = _do_grads(weight, depthwise, groups, grad)
+    eager()
+    assert not cpu_kernels.usable(weight, depthwise)
+    reference = _do_grads(weight, depthwise, groups, grad)
+    for ours, theirs in zip(fused, reference):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    # The formula itself (independent of both): a per-slot einsum.
+    per_slot = depthwise.reshape(groups, in_ch // groups, taps, d_mul)
+    outs = weight.reshape(groups, out_ch // groups, in_ch // groups, d_mul)
+    formula = torch.einsum('gcsd,gocd->gocs', per_slot, outs).reshape(
+        fused[0].shape)
+    torch.testing.assert_close(fused[0], formula, rtol=1e-12, atol=1e-12)
+
+
+def test_do_composition_float32_matches_float64(kernels):
+    weight = torch.randn(64, 32, 9, dtype=F64)
+    depthwise = torch.randn(32, 9, 9, dtype=F64)
+    grad = torch.randn(64, 32, 9, dtype=F64)
+    exact = _do_grads(weight, depthwise, 1, grad)
+    single = _do_grads(weight.float(), depthwise.float(), 1, grad.float())
+    for ours, theirs in zip(single, exact):
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours.double(), theirs, rtol=1e-5,
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize('needs', [(True, False), (False, True)])
+def test_do_composition_computes_only_the_gradients_asked_for(kernels,
+                                                              needs):
+    weight = torch.randn(8, 4, 9, dtype=F64, requires_grad=needs[0])
+    depthwise = torch.randn(4, 9, 9, dtype=F64, requires_grad=needs[1])
+    compose_do_kernel(weight, depthwise, 1).sum().backward()
+    assert (weight.grad is not None) == needs[0]
+    assert (depthwise.grad is not None) == needs[1]
+
+
+def test_fused_functions_pass_gradcheck(kernels):
+    weight = torch.randn(6, 2, 9, dtype=F64, requires_grad=True)
+    depthwise = torch.randn(4, 9, 9, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda w, d: compose_do_kernel(w, d, 2), (weight, depthwise))
+    basis = torch.randn(3, 2, 3, 3, dtype=F64)
+    refocus = torch.randn(6, 1, 3, 3, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda t: refocus_kernel(basis, t, 6), (refocus, ))
+
+
+def _refocus_grads(basis, refocus, map_groups, grad):
+    refocus = refocus.detach().requires_grad_()
+    kernel = refocus_kernel(basis, refocus, map_groups)
+    kernel.backward(grad)
+    return kernel.detach(), refocus.grad
+
+
+# (C_out, C_in/groups, kernel, map): the paper's 3x3/3x3, a 5x5 kernel with
+# the 3x3 map, a 5x5 map, a 3x1 kernel with a 3x1 map.
+REFOCUS_CASES = [(8, 4, (3, 3), (3, 3)), (6, 4, (5, 5), (3, 3)),
+                 (4, 2, (5, 5), (5, 5)), (4, 3, (3, 1), (3, 1))]
+
+
+@pytest.mark.parametrize('out_ch,per_group,kernel,map_size', REFOCUS_CASES)
+def test_refocus_equals_the_eager_conv_in_float64(kernels, eager, out_ch,
+                                                  per_group, kernel,
+                                                  map_size):
+    num = out_ch * per_group
+    basis = torch.randn(out_ch, per_group, *kernel, dtype=F64)
+    refocus = torch.randn(num, 1, *map_size, dtype=F64)
+    grad = torch.randn(out_ch, per_group, *kernel, dtype=F64)
+    fused = _refocus_grads(basis, refocus, num, grad)
+    eager()
+    reference = _refocus_grads(basis, refocus, num, grad)
+    for ours, theirs in zip(fused, reference):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_layers_train_the_same_with_and_without_the_kernels(kernels,
+                                                            monkeypatch):
+    """A DOConv and a RefConv forward + backward, the kernels against the
+    eager ops, float64: outputs and every gradient."""
+    x = torch.randn(2, 6, 9, 9, dtype=F64)
+    results = []
+    for setting in ('1', '0'):
+        monkeypatch.setenv(cpu_kernels.ENV_VAR, setting)
+        torch.manual_seed(3)
+        layers = [DOConv(6, 8, 3, padding=1, groups=2).double(),
+                  RefConv(6, 8, 3, padding=1).double()]
+        for layer in layers:
+            with torch.no_grad():
+                for tensor in layer.parameters():
+                    tensor.normal_()
+            out = layer(x)
+            out.pow(2).sum().backward()
+            results.append([out.detach()] +
+                           [t.grad for t in layer.parameters()])
+    half = len(results) // 2
+    for fused, reference in zip(results[:half], results[half:]):
+        for ours, theirs in zip(fused, reference):
+            torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_the_kernels_step_aside_where_they_do_not_apply(kernels):
+    cpu = torch.randn(4, 2, 9)
+    assert cpu_kernels.usable(cpu)
+    assert not cpu_kernels.usable(cpu.half())
+    assert not cpu_kernels.usable(cpu.bfloat16())
+    assert not cpu_kernels.usable(cpu, cpu.double())  # mixed dtypes
+    assert not cpu_kernels.usable(torch.randn(4, 2, 9, device='meta'))
+    # A grouped refocusing map (G < N) and a trainable basis: F.conv2d.
+    from mmconvplug.convs.ref_conv_ops import _fused_refocus_applies
+    basis = torch.randn(4, 2, 3, 3)
+    assert _fused_refocus_applies(basis, torch.randn(8, 1, 3, 3), 8)
+    assert not _fused_refocus_applies(basis, torch.randn(8, 2, 3, 3), 4)
+    assert not _fused_refocus_applies(basis.requires_grad_(),
+                                      torch.randn(8, 1, 3, 3), 8)
+
+
+def test_small_do_conv_kernels_take_the_eager_ops(kernels, monkeypatch):
+    """Below ``FUSED_MIN_KERNEL_NUMEL`` DO-Conv composes with ``bmm``
+    (faster there); the values are the same either way."""
+    monkeypatch.setattr(do_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 8 * 4 * 9 + 1)
+    calls = []
+    real = cpu_kernels.load_kernels
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cpu_kernels, 'load_kernels', counting)
+    weight = torch.randn(8, 4, 9, requires_grad=True)
+    compose_do_kernel(weight, torch.randn(4, 9, 9), 1).sum().backward()
+    assert not calls
+    compose_do_kernel(torch.randn(8, 5, 9, requires_grad=True),
+                      torch.randn(5, 9, 9), 1).sum().backward()
+    assert calls
+
+
+def test_a_recorded_graph_takes_the_eager_ops(kernels):
+    """Tracing records the eager ops (plain tensor ops, exportable), not an
+    opaque call into the extension."""
+    layer = DOConv(4, 4, 3, padding=1).eval()
+    traced = torch.jit.trace(layer, torch.randn(1, 4, 8, 8))
+    graph = str(traced.inlined_graph)
+    assert 'aten::bmm' in graph
+    assert 'do_compose' not in graph and 'PythonOp' not in graph
+
+
+def test_results_do_not_depend_on_the_call(kernels):
+    weight = torch.randn(256, 128, 9)
+    depthwise = torch.randn(128, 9, 9)
+    grad = torch.randn(256, 128, 9)
+    first = _do_grads(weight, depthwise, 1, grad)
+    second = _do_grads(weight, depthwise, 1, grad)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+def test_a_failed_build_warns_once_and_the_layers_fall_back(tmp_path):
+    """No compiler: one warning naming the cause and the fix, then the eager
+    ops (the layer still trains). Run in a fresh process with a compiler
+    that does not exist and an empty extension cache."""
+    script = (
+        'import warnings, torch\n'
+        'from mmconvplug.convs import RefConv, cpu_kernels\n'
+        'with warnings.catch_warnings(record=True) as caught:\n'
+        '    warnings.simplefilter("always")\n'
+        '    layer = RefConv(4, 4, 3, padding=1)\n'
+        '    for _ in range(2):\n'
+        '        layer(torch.randn(1, 4, 6, 6)).sum().backward()\n'
+        'ours = [w for w in caught if "fused CPU kernels" in str(w.message)]\n'
+        'assert len(ours) == 1, [str(w.message) for w in caught]\n'
+        'print(ours[0].message)\n'
+        'print(cpu_kernels.kernels_status())\n'
+        'assert layer.refocus_weight.grad is not None\n')
+    env = {'CXX': str(tmp_path / 'no-such-compiler'),
+           'TORCH_EXTENSIONS_DIR': str(tmp_path / 'ext'),
+           'PATH': '/usr/bin:/bin', 'OMP_NUM_THREADS': '1'}
+    result = subprocess.run([sys.executable, '-c', script], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'install a C++17 compiler and ninja' in result.stdout
+    assert f'{cpu_kernels.ENV_VAR}=0' in result.stdout
+    assert 'unavailable:' in result.stdout
+
+
+def test_turned_off_the_kernels_are_never_built(tmp_path):
+    script = ('import torch\n'
+              'from mmconvplug.convs import RefConv, cpu_kernels\n'
+              'RefConv(4, 4, 3)(torch.randn(1, 4, 5, 5)).sum().backward()\n'
+              'print(cpu_kernels.kernels_status())\n')
+    env = {cpu_kernels.ENV_VAR: '0',
+           'TORCH_EXTENSIONS_DIR': str(tmp_path / 'ext'),
+           'PATH': '/usr/bin:/bin', 'OMP_NUM_THREADS': '1'}
+    with warnings.catch_warnings():
+        result = subprocess.run([sys.executable, '-c', script], env=env,
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'off (MMCONVPLUG_CPU_KERNELS=0)' in result.stdout
+    assert not (tmp_path / 'ext').exists()
