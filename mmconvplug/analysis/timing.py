@@ -10,10 +10,11 @@ host synchronisation inside the timed region); on the CPU with ``clock``
 (``time.perf_counter``, or ``time.process_time`` for CPU time on a shared
 machine).
 """
+import random
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Collection, Dict, List, Optional, Sequence
 
 import torch
 
@@ -52,20 +53,30 @@ def interleaved_samples(calls: Dict[str, Callable[[], object]],
                         clock: Callable[[], float] = time.perf_counter,
                         warmup: int = 1,
                         cuda: bool = False,
-                        before_each: Optional[Callable[[], None]] = None
+                        before_each: Optional[Callable[[], None]] = None,
+                        warm: Collection[str] = ()
                         ) -> Dict[str, List[float]]:
     """Seconds of every call of each function, timed in interleaved rounds.
 
     Args:
         calls (dict[str, Callable]): Name -> function without arguments.
         repeats (int): Timed rounds; each calls every function once, in
-            the order of ``calls``.
+            an order shuffled afresh each round (seeded, so a run repeats
+            its orders): a call timed right after a different workload
+            (cold caches, idle threads) is not always the same one, as it
+            would be in any fixed or rotated order.
         clock (Callable): CPU clock. Defaults to ``time.perf_counter``.
         warmup (int): Untimed calls of each function first. Defaults to 1.
         cuda (bool): Time with CUDA events. Defaults to False.
         before_each (Callable, optional): Called, untimed, before every
             call (e.g. to reseed the RNG so every model samples alike).
             Defaults to None.
+        warm (Collection[str]): Names whose every timed call comes right
+            after an untimed call of the same function: timed warm (its own
+            operands in cache) rather than after whichever workload the
+            shuffle put before it. For short calls measured beside long
+            ones (a kernel composition beside whole train steps). Defaults
+            to none.
 
     Returns:
         dict[str, list[float]]: Name -> seconds, one per round (round
@@ -73,8 +84,12 @@ def interleaved_samples(calls: Dict[str, Callable[[], object]],
         per-round ratios are paired).
 
     Raises:
-        ValueError: ``repeats < 1`` or ``warmup < 0``.
+        ValueError: ``repeats < 1``, ``warmup < 0`` or a ``warm`` name
+            that is not in ``calls``.
     """
+    unknown = sorted(set(warm) - set(calls))
+    if unknown:
+        raise ValueError(f'warm names {unknown} are not in calls.')
     if repeats < 1:
         raise ValueError(f'repeats must be >= 1, got {repeats}.')
     if warmup < 0:
@@ -85,8 +100,14 @@ def interleaved_samples(calls: Dict[str, Callable[[], object]],
             prepare()
             call()
     samples: Dict[str, List[float]] = {name: [] for name in calls}
+    order = list(calls.items())
+    shuffler = random.Random(0)  # its own generator: the caller's RNG stays
     for _ in range(repeats):
-        for name, call in calls.items():
+        shuffler.shuffle(order)
+        for name, call in order:
+            if name in warm:
+                prepare()
+                call()
             prepare()
             samples[name].append(time_call(call, clock, cuda))
     return samples

@@ -20,14 +20,15 @@ measured in the same run:
 * for variants that compose their kernel (DO-Conv, RefConv, the public
   DO-Conv): the composition's forward + backward alone, in ms and as a
   ratio to the memory floor of a kernel-sized tensor (two fresh copies and
-  one in-place add, timed in the same rounds: :func:`memory_floor`).
+  one in-place add, timed in the same rounds: :func:`memory_floor`); both
+  timed warm, each right after an untimed call of itself.
 
 Timing and memory come from :mod:`mmconvplug.analysis`: medians of
-interleaved repeats, each ratio with the interquartile range of its
-per-round ratios (``--cpu-time``: process CPU time, for a shared machine
-with ``--threads 1``; CUDA events on a GPU), and the peak of one train
-step above what was alive at its start (CPU: torch.profiler's memory
-timeline; CUDA: ``max_memory_allocated``).
+interleaved repeats (a shuffled order each round), each ratio with the
+interquartile range of its per-round ratios (``--cpu-time``: process CPU
+time, for a shared machine with ``--threads 1``; CUDA events on a GPU),
+and the peak of one train step above what was alive at its start (CPU:
+torch.profiler's memory timeline; CUDA: ``max_memory_allocated``).
 
 The variants are every registered conv variant
 (:func:`mmconvplug.convs.base.conv_variants`) with its defaults (CondConv: 4
@@ -261,7 +262,13 @@ def benchmark_shape(shape: ConvShape,
                 lambda layer=layer: composition_step(layer, grad_kernel))
     if any(name.endswith(':compose') for name in train_calls):
         train_calls.update(memory_floor_calls(plain.weight))
-    train_s = interleaved_samples(train_calls, repeats, clock, cuda=cuda)
+    # The composition and the floor are timed warm (each right after an
+    # untimed call of itself): their own cost, not that of following a
+    # whole train step; the train steps include the composition as it runs.
+    warm = [name for name in train_calls
+            if name.endswith(':compose') or name.startswith('floor:')]
+    train_s = interleaved_samples(train_calls, repeats, clock, cuda=cuda,
+                                  warm=warm)
 
     plain.eval()
     eval_calls = {'plain': lambda: eval_forward(plain, x)}

@@ -2,7 +2,7 @@
 
     mmconvplug benchmark train [--models ssd300 mask_rcnn deeplabv3plus
         mobilenet_ssd] [--variants DOConv RefConv ...] [--repeats N]
-        [--threads T] [--cpu-time] [--quick] [--batch N] [--size H W]
+        [--threads T] [--cpu-time] [--quick] [--batch N|config] [--size H W]
         [--json OUT] [--markdown]
 
 For each model, the stock plain model and each variant **computing the same
@@ -19,12 +19,13 @@ update arithmetic runs in full, but the weights stay the plain ones, so
 every timed step of every model computes the same function (the same
 proposals and RoI-head work in Mask R-CNN). The RNG is reseeded before each
 step so samplers draw alike. Steps are timed interleaved (plain, variant 1,
-variant 2, ...; one warm-up step each) and the median of the per-round
-ratios is reported with their interquartile range, with the peak memory of
-one step above what was alive before it (CPU: the resident-set peak on
-Linux, else torch.profiler's tensor timeline; CUDA:
-``max_memory_allocated``). On a GPU (``--device cuda``, the default when one
-is present) the same code runs with CUDA events.
+variant 2, ..., in a shuffled order each round; one warm-up step each)
+and the median of the per-round ratios is reported with their
+interquartile range, with the peak memory of one step above what was alive
+before it (CPU: the resident-set peak on Linux, else torch.profiler's
+tensor timeline; CUDA: ``max_memory_allocated``). On a GPU (``--device
+cuda``, the default when one is present) the same code runs with CUDA
+events.
 
 Models (stock configs; the variant placed as its config places it):
 
@@ -41,7 +42,7 @@ Other variants are placed by ``conv_cfg`` in every part that takes one
 import copy
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
@@ -278,17 +279,23 @@ def make_train_step(model: nn.Module, data: dict,
     return step
 
 
+#: ``batch=CONFIG_BATCH``: the config's own ``train_dataloader.batch_size``
+#: (the per-GPU batch the published schedule trains with).
+CONFIG_BATCH = 'config'
+
+
 def benchmark_model(name: str,
                     variants: Sequence[str],
                     quick: bool,
                     repeats: int,
                     clock: Callable[[], float],
                     device: str,
-                    batch: Optional[int] = None,
+                    batch: Optional[Union[int, str]] = None,
                     size: Optional[Tuple[int, int]] = None,
                     compile_cfg: Optional[dict] = None) -> List[dict]:
     """Rows (one per variant) for one model; ``batch`` / ``size`` override
-    the spec's (or its quick) batch and input size. With ``compile_cfg``
+    the spec's (or its quick) batch and input size (``batch=CONFIG_BATCH``:
+    the plain config's ``train_dataloader.batch_size``). With ``compile_cfg``
     (``torch.compile`` options) every model, plain included, also runs
     compiled, in the same interleaved rounds: the rows add the compiled
     step time, its ratio to the same model's eager step, the first
@@ -296,9 +303,11 @@ def benchmark_model(name: str,
     spec = MODEL_SPECS[name]
     default_batch, default_size = spec.quick if quick else (spec.batch,
                                                             spec.size)
-    batch = batch or default_batch
     size = tuple(size) if size else default_size
     plain_cfg = load_config(spec.config)
+    if batch == CONFIG_BATCH:
+        batch = plain_cfg.train_dataloader.batch_size
+    batch = batch or default_batch
     if 'size' in plain_cfg.model.get('data_preprocessor', {}):
         # mmseg pads every batch to the config's crop size: pad to ours.
         plain_cfg.model.data_preprocessor['size'] = size

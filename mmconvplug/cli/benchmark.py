@@ -190,9 +190,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         'DOConv RefConv; mobilenet_ssd: CondConv)')
     parser.add_argument('--quick', action='store_true',
                         help='batch 1-2, small inputs: a smoke run')
-    parser.add_argument('--batch', type=int,
-                        help='images per step for every model (default: '
-                        'per model)')
+    parser.add_argument('--batch', type=_batch_arg, metavar='N|config',
+                        help='images per step for every model, or "config": '
+                        'each config\'s own train_dataloader.batch_size '
+                        '(default: per model)')
     parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size for every model (default: per '
                         'model; SSD300 anchors want 300 300)')
@@ -206,11 +207,24 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add_measurement_options(parser)
 
 
+def _batch_arg(text: str):
+    """``--batch``: a positive int, or ``config``."""
+    if text == train.CONFIG_BATCH:
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'must be a positive int or {train.CONFIG_BATCH!r} (each '
+            f'config\'s own batch), got {text!r}')
+    return value
+
+
 def _run_train(args: argparse.Namespace,
                parser: argparse.ArgumentParser) -> int:
     clock, device = measurement_setup(parser, args)
-    if args.batch is not None and args.batch < 1:
-        parser.error(f'--batch must be >= 1, got {args.batch}.')
     if args.size is not None and min(args.size) < 32:
         parser.error(f'--size must be at least 32 32, got {args.size}.')
     if args.variants:

@@ -19,7 +19,7 @@ from mmconvplug.analysis import (
 from mmconvplug.analysis.memory import rss_peak_supported
 
 
-def test_interleaved_medians_calls_each_function_per_round_in_order():
+def test_interleaved_medians_calls_each_function_once_per_round():
     order = []
     calls = {name: (lambda name=name: order.append(name)) for name in 'abc'}
     prepared = []
@@ -27,7 +27,10 @@ def test_interleaved_medians_calls_each_function_per_round_in_order():
                                   before_each=lambda: prepared.append(1))
     assert set(medians) == set('abc')
     assert all(value >= 0 for value in medians.values())
-    assert order == list('abc') * 5  # 2 warm-up + 3 timed rounds
+    # 2 warm-up rounds in order, then 3 timed rounds (shuffled)
+    assert ''.join(order[:6]) == 'abc' * 2
+    assert all(sorted(order[i:i + 3]) == list('abc')
+               for i in range(6, 15, 3))
     assert len(prepared) == 15
     with pytest.raises(ValueError, match='repeats must be >= 1'):
         interleaved_medians(calls, repeats=0)
@@ -45,11 +48,17 @@ def test_interleaved_medians_are_medians_of_a_fake_clock():
 
 
 def test_samples_are_paired_per_round_and_spreads_are_quartiles():
-    # round 1: x 1, y 2; round 2: x 4, y 4; round 3: x 3, y 6
-    ticks = iter([0, 1, 1, 3, 3, 7, 7, 11, 11, 14, 14, 20])
-    samples = interleaved_samples({'x': lambda: None, 'y': lambda: None},
-                                  repeats=3, warmup=0,
-                                  clock=lambda: next(ticks))
+    # round 1: x 1, y 2; round 2: x 4, y 4; round 3: x 3, y 6 (each call
+    # advances a fake clock by its duration, whatever the round's order)
+    now = [0.0]
+    durations = {'x': iter([1, 4, 3]), 'y': iter([2, 4, 6])}
+
+    def advance(name):
+        now[0] += next(durations[name])
+
+    samples = interleaved_samples(
+        {name: (lambda name=name: advance(name)) for name in 'xy'},
+        repeats=3, warmup=0, clock=lambda: now[0])
     assert samples == {'x': [1, 4, 3], 'y': [2, 4, 6]}
     # per-round ratios 0.5, 1.0, 0.5: not the ratio of medians (3/4)
     ratios = ratio_spread(samples['x'], samples['y'])
@@ -64,6 +73,40 @@ def test_samples_are_paired_per_round_and_spreads_are_quartiles():
         spread([])
     with pytest.raises(ValueError, match='paired samples'):
         ratio_spread([1.0], [1.0, 2.0])
+
+
+def test_rounds_are_shuffled_so_no_call_always_follows_the_same_one():
+    """Each round calls every function once, in a seeded order that changes
+    between rounds: over the rounds a function has more than one
+    predecessor (a rotated order would always give it the same one)."""
+    called = []
+    calls = {name: (lambda name=name: called.append(name))
+             for name in 'abcd'}
+    samples = interleaved_samples(calls, repeats=8, warmup=0)
+    rounds = [''.join(called[i:i + 4]) for i in range(0, 32, 4)]
+    assert all(sorted(r) == list('abcd') for r in rounds)
+    assert len(set(rounds)) > 1
+    predecessors = {r[(r.index('a') - 1) % 4] for r in rounds}
+    assert len(predecessors) > 1
+    assert {name: len(values) for name, values in samples.items()} == {
+        name: 8 for name in 'abcd'}
+    called.clear()
+    interleaved_samples(calls, repeats=8, warmup=0)
+    assert [''.join(called[i:i + 4]) for i in range(0, 32, 4)] == rounds
+
+
+def test_warm_calls_are_timed_right_after_an_untimed_call_of_themselves():
+    called = []
+    calls = {name: (lambda name=name: called.append(name))
+             for name in 'abc'}
+    samples = interleaved_samples(calls, repeats=5, warmup=0, warm=['b'])
+    assert called.count('b') == 10 and called.count('a') == 5
+    # every timed b follows an untimed b: the b's come in pairs
+    runs = ''.join(called).replace('bb', '')
+    assert 'b' not in runs
+    assert len(samples['b']) == 5
+    with pytest.raises(ValueError, match=r"warm names \['z'\]"):
+        interleaved_samples(calls, repeats=1, warm=['z'])
 
 
 def test_peak_memory_of_a_train_step_holds_its_activations():

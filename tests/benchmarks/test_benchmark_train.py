@@ -104,3 +104,27 @@ def test_train_benchmark_rejects_unknown_variant(capsys):
     with pytest.raises(SystemExit):
         cli_main(['benchmark', 'train', '--variants', 'NoSuchConv'])
     assert 'not registered conv variants' in capsys.readouterr().err
+
+
+def test_batch_config_takes_the_config_train_batch(tmp_path, monkeypatch,
+                                                   restore_threads):
+    """``--batch config``: each model at its config's own
+    ``train_dataloader.batch_size``."""
+    monkeypatch.setitem(train.MODEL_SPECS, 'tiny_ssd', TINY_SSD)
+    expected = train.load_config(
+        TINY_SSD.config).train_dataloader.batch_size
+    assert expected != TINY_SSD.batch  # the option must change something
+    out = tmp_path / 'train.json'
+    assert cli_main(['benchmark', 'train', '--models', 'tiny_ssd',
+                     '--repeats', '1', '--threads', '1', '--device', 'cpu',
+                     '--size', '64', '64', '--batch', 'config',
+                     '--json', str(out)]) == 0
+    (row, ) = json.loads(out.read_text())['results']
+    assert row['batch'] == expected
+
+
+@pytest.mark.parametrize('value', ['0', 'two', '-3'])
+def test_train_benchmark_rejects_a_bad_batch(capsys, value):
+    with pytest.raises(SystemExit):
+        cli_main(['benchmark', 'train', '--batch', value])
+    assert "positive int or 'config'" in capsys.readouterr().err
