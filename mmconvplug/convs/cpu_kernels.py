@@ -1,24 +1,27 @@
 """Fused CPU kernels for DO-Conv's kernel composition and RefConv's
 refocusing (``csrc/compose_kernels.cpp``), compiled on first use.
 
-Both compositions do about a hundred multiply-adds per kernel entry, so on
-a CPU they cost what their memory traffic costs. The eager formulations
+Both compositions do a few multiply-adds per kernel entry (a 3x3 DO-Conv:
+9 forward, 18 backward), so for kernels larger than the CPU's caches they
+cost what their memory traffic costs. The eager formulations
 (:mod:`.do_conv_ops`: batched matmuls with 9-wide operands and a layout
 copy per pass; :mod:`.ref_conv_ops`: a depthwise conv over C_out * C_in
 3x3 images) make several passes over kernel-sized tensors where one
 suffices; these kernels make one pass each way. Measured at a 1024 x 1024
 3x3 layer, 2 threads: DO-Conv's composition forward + backward 40 ms
-against 100 ms eager, RefConv's refocusing 46 ms against 62-77 ms
+against 87-89 ms eager, RefConv's refocusing 44-45 ms against 93-95 ms
 (``tools/benchmark.py layers --shapes composition``: docs/benchmarks.md).
 
 When they run: on CPU tensors of float32 or float64, while training or
 composing an eval kernel, never while a graph is recorded (tracing, ONNX
-export, ``torch.compile``: :func:`~mmconvplug.utils.torch_helpers.
-is_exporting`), and for RefConv only when each refocusing group holds one
-basis kernel (the official default for a dense conv) and the basis is
-frozen. Everything else (CUDA, half precision, grouped refocusing maps)
-takes the eager ops, which compute the same values: the tests hold the two
-paths equal in float64.
+export, ``torch.compile``:
+``mmconvplug.utils.torch_helpers.is_exporting``); for DO-Conv from
+:data:`~mmconvplug.convs.do_conv_ops.FUSED_MIN_KERNEL_NUMEL` kernel entries
+(smaller kernels are as fast through MKL's ``bmm``), for RefConv only when
+each refocusing group holds one basis kernel (the official default for a
+dense conv) and the basis is frozen. Everything else (CUDA, half precision,
+grouped refocusing maps) takes the eager ops, which compute the same
+values: the tests hold the two paths equal in float64.
 
 Control: the environment variable :data:`ENV_VAR`
 (``MMCONVPLUG_CPU_KERNELS``). Unset or ``1``: use them, compiling on first

@@ -13,10 +13,10 @@ from . import cpu_kernels
 
 #: Kernels with fewer entries (C_out * C_in / groups * k*k) compose with the
 #: eager ops even where the fused CPU kernels apply: below this, MKL's
-#: batched matmul is faster than the fused loops (``tools/benchmark.py
-#: layers --shapes composition --variants DOConv DOConv-eager``, 2 threads:
-#: composition 0.96 vs 0.44 ms at 64 channels, 1.30 vs 0.79 ms at 128,
-#: 2.42 vs 2.87 ms at 256, 42 vs 93 ms at 1024).
+#: batched matmul is as fast or faster than the fused loops. Measured, the
+#: composition's forward + backward of a dense 3x3 layer, fused vs eager,
+#: 2 threads: 0.23 vs 0.20 ms at 64 channels, 0.51 vs 0.51 ms at 128,
+#: 1.61 vs 1.85 ms at 256, 6.2 vs 7.9 ms at 512, 40 vs 87 ms at 1024.
 FUSED_MIN_KERNEL_NUMEL = 2**19
 
 

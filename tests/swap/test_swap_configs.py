@@ -99,9 +99,14 @@ def test_swap_config_equals_the_stock_model(config):
     if random_map:
         assert output_difference(stock, swapped, x).max_rel_error > 1e-2
         assert refocus_stock_kernels_officially(stock, swapped) > 0
-    # seeded: the stock init, through the swap
+    # seeded: the stock init, through the swap. float32: with the random
+    # map the layers refocus through the fused CPU kernels, the official
+    # formula through its own conv; the two sum in another order (1e-7 per
+    # kernel entry, up to 2.6e-6 at the outputs of the 30-layer RefConv
+    # SSD300).
+    bound = 1e-5 if random_map else 1e-6
     init_error = output_difference(stock, swapped, x).max_rel_error
-    assert init_error <= 1e-6, init_error
+    assert init_error <= bound, init_error
 
     # same (trained-like) weights: same outputs
     perturbed_(stock)
@@ -116,7 +121,7 @@ def test_swap_config_equals_the_stock_model(config):
     if random_map:  # the swapped model kept its map
         refocus_stock_kernels_officially(stock, swapped)
     difference = output_difference(stock, swapped, x)
-    assert difference.max_rel_error <= 1e-6, difference
+    assert difference.max_rel_error <= bound, difference
 
     # the fold loads strictly into the deploy config = the stock config
     folded, fold_report = fold_model(swapped, return_report=True,
