@@ -174,3 +174,36 @@ def test_cond_conv_path_rows_are_measured_when_named():
     rows = layers.benchmark_shape(shape, names, repeats=1)
     assert [row['variant'] for row in rows] == names
     assert all('error' not in row and row['train_ratio'] > 0 for row in rows)
+
+
+def test_eager_rows_run_the_same_layer_with_the_kernels_off(monkeypatch):
+    """``DOConv-eager`` / ``RefConv-eager``: measured when named, never by
+    default; the wrapped layer computes what the layer computes, and its
+    compositions take the eager ops (the fused kernels are never asked)."""
+    from mmconvplug.benchmarks.baselines import EAGER_OPS_ROWS, EagerOps
+    from mmconvplug.convs import cpu_kernels, do_conv_ops
+    assert not set(EAGER_OPS_ROWS) & set(
+        layers.selected_variants(None, False))
+    names = ['DOConv', 'RefConv', 'DOConv-eager', 'RefConv-eager']
+    assert layers.selected_variants(names, False) == names
+    shape = layers.QUICK_SHAPES[1]
+    rows = layers.benchmark_shape(shape, names, repeats=1)
+    assert all('error' not in row and row['compose_ms'] > 0 for row in rows)
+
+    monkeypatch.setattr(do_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
+    for name in ('DOConv', 'RefConv'):
+        torch.manual_seed(0)
+        layer = layers.build_layer(shape, name).double()
+        wrapped = EagerOps(layer)
+        asked = []
+        real = cpu_kernels.usable
+        monkeypatch.setattr(cpu_kernels, 'usable',
+                            lambda *t: asked.append(real(*t)) or asked[-1])
+        kernel = wrapped.compose_kernel()
+        assert asked and not any(asked)  # asked, and told no
+        asked.clear()
+        torch.testing.assert_close(kernel, layer.compose_kernel(), rtol=0,
+                                   atol=1e-12)
+        assert any(asked)  # outside the wrapper: the fused kernels
+        monkeypatch.undo()
+        monkeypatch.setattr(do_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
