@@ -84,12 +84,22 @@ def extension_name() -> str:
     return f'mmconvplug_compose_kernels_torch{tag}'
 
 
+def _environment_allows() -> bool:
+    return os.environ.get(ENV_VAR, '1').strip().lower() not in _OFF_VALUES
+
+
+# Never traced: torch 2.1's dynamo fails with an internal error on
+# ``os.environ`` (a layer's autograd function asks this while dynamo
+# traces it there; newer torch sees ``is_compiling()`` first).
+_environment_allows = torch.compiler.disable(_environment_allows)
+
+
 def kernels_enabled() -> bool:
     """False when :data:`ENV_VAR` is ``0`` (or false/off/no), and inside
     :func:`eager_ops` on the calling thread."""
     if getattr(_LOCAL, 'eager', False):
         return False
-    return os.environ.get(ENV_VAR, '1').strip().lower() not in _OFF_VALUES
+    return _environment_allows()
 
 
 @contextlib.contextmanager
@@ -220,7 +230,7 @@ def usable(*tensors: torch.Tensor) -> bool:
     """Whether the kernels take these operands: kernels on and built, no
     graph being recorded, every tensor on CPU in one of float32/float64.
     """
-    if not kernels_enabled() or is_exporting():
+    if is_exporting() or not kernels_enabled():
         return False
     dtype = tensors[0].dtype
     if dtype not in _FLOATING or any(
