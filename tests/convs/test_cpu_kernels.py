@@ -215,6 +215,17 @@ def test_results_do_not_depend_on_the_call(kernels):
         assert torch.equal(a, b)
 
 
+def _run_in_a_fresh_process(script, tmp_path, **env):
+    """``script``'s stdout, run by this interpreter in a fresh process with
+    an empty extension cache and ``env`` (no inherited environment)."""
+    env = dict(env, TORCH_EXTENSIONS_DIR=str(tmp_path / 'ext'),
+               PATH='/usr/bin:/bin', OMP_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, '-c', script], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 def test_a_failed_build_warns_once_and_the_layers_fall_back(tmp_path):
     """No compiler: one warning naming the cause and the fix, then the eager
     ops (the layer still trains). Run in a fresh process with a compiler
@@ -232,15 +243,11 @@ def test_a_failed_build_warns_once_and_the_layers_fall_back(tmp_path):
         'print(ours[0].message)\n'
         'print(cpu_kernels.kernels_status())\n'
         'assert layer.refocus_weight.grad is not None\n')
-    env = {'CXX': str(tmp_path / 'no-such-compiler'),
-           'TORCH_EXTENSIONS_DIR': str(tmp_path / 'ext'),
-           'PATH': '/usr/bin:/bin', 'OMP_NUM_THREADS': '1'}
-    result = subprocess.run([sys.executable, '-c', script], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'install a C++17 compiler and ninja' in result.stdout
-    assert f'{cpu_kernels.ENV_VAR}=0' in result.stdout
-    assert 'unavailable:' in result.stdout
+    out = _run_in_a_fresh_process(script, tmp_path,
+                                  CXX=str(tmp_path / 'no-such-compiler'))
+    assert 'install a C++17 compiler and ninja' in out
+    assert f'{cpu_kernels.ENV_VAR}=0' in out
+    assert 'unavailable:' in out
 
 
 def test_turned_off_the_kernels_are_never_built(tmp_path):
@@ -248,11 +255,7 @@ def test_turned_off_the_kernels_are_never_built(tmp_path):
               'from mmconvplug.convs import RefConv, cpu_kernels\n'
               'RefConv(4, 4, 3)(torch.randn(1, 4, 5, 5)).sum().backward()\n'
               'print(cpu_kernels.kernels_status())\n')
-    env = {cpu_kernels.ENV_VAR: '0',
-           'TORCH_EXTENSIONS_DIR': str(tmp_path / 'ext'),
-           'PATH': '/usr/bin:/bin', 'OMP_NUM_THREADS': '1'}
-    result = subprocess.run([sys.executable, '-c', script], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'off (MMCONVPLUG_CPU_KERNELS=0)' in result.stdout
+    out = _run_in_a_fresh_process(script, tmp_path,
+                                  **{cpu_kernels.ENV_VAR: '0'})
+    assert 'off (MMCONVPLUG_CPU_KERNELS=0)' in out
     assert not (tmp_path / 'ext').exists()
