@@ -10,9 +10,10 @@ can put the public formulation of a layer in the same run as ours.
   with ``groups = batch``) with the paper's routing (global average pool,
   linear, sigmoid), as timm's ``CondConvResidual`` computes it; measured
   whenever timm is installed (``pip install mmconvplug[bench]``).
-* :class:`EagerOps`: our DO-Conv / RefConv with the fused CPU kernels off
-  (rows ``DOConv-eager``, ``RefConv-eager``, measured when named): the
-  eager compositions those kernels replace, in the same run.
+* :class:`EagerOps`: our DO-Conv / RefConv / CondConv with the fused CPU
+  kernels off (rows ``DOConv-eager``, ``RefConv-eager``, ``CondConv-eager``,
+  measured when named): the eager compositions (CondConv: the ``mm`` mixing
+  the experts) those kernels replace, in the same run.
 * :class:`CondConvPath`: our CondConv computing the batch one fixed way,
   rows ``CondConv-<path>`` (``--variants CondConv-grouped CondConv-unfold``
   reproduces the measurements behind CondConv's ``strategy='auto'`` rule).
@@ -46,13 +47,14 @@ COND_CONV_PATH_ROWS = tuple(
 
 
 #: ``<variant>-eager`` rows (:class:`EagerOps`), measured when named.
-EAGER_OPS_ROWS = ('DOConv-eager', 'RefConv-eager')
+EAGER_OPS_ROWS = ('DOConv-eager', 'RefConv-eager', 'CondConv-eager')
 
 
 class EagerOps(nn.Module):
-    """A DOConv / RefConv whose compositions take the eager ops
+    """A DOConv / RefConv / CondConv whose compositions take the eager ops
     (:func:`mmconvplug.convs.cpu_kernels.eager_ops`): the cost of what the
     fused CPU kernels replace. The backward follows its forward's path.
+    It has ``compose_kernel`` when the layer has one.
 
     Args:
         layer (nn.Module): The variant, used as it is (same tensors).
@@ -61,12 +63,14 @@ class EagerOps(nn.Module):
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         self.layer = layer
+        if hasattr(layer, 'compose_kernel'):
+            self.compose_kernel = self._compose_kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with cpu_kernels.eager_ops():
             return self.layer(x)
 
-    def compose_kernel(self) -> torch.Tensor:
+    def _compose_kernel(self) -> torch.Tensor:
         with cpu_kernels.eager_ops():
             return self.layer.compose_kernel()
 

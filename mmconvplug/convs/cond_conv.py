@@ -46,6 +46,7 @@ from .cond_conv_ops import (
     cond_conv_grouped,
     cond_conv_unfold,
     conv_output_size,
+    mix_experts,
 )
 from .from_conv import adopt_conv_trainability, plain_conv_geometry
 
@@ -171,7 +172,7 @@ class CondConv(NonFoldableConvMixin, nn.Module):
         """Per-example kernels ``(N, C_out, C_in / groups, kh, kw)`` and
         biases ``(N, C_out)`` (or None): ``sum_e r_e W_e``, ``sum_e r_e b_e``.
         """
-        kernels = (routing @ self.weight.flatten(1)).view(
+        kernels = mix_experts(routing, self.weight.flatten(1)).view(
             -1, *self.weight.shape[1:])
         bias = routing @ self.bias if self.bias is not None else None
         return kernels, bias

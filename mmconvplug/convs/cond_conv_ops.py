@@ -15,14 +15,21 @@ their own kernels ``K_n`` (N, C_out, C_in / groups, kh, kw):
 
 Each is checked against the float64 per-example formula in
 ``tests/convs/test_cond_conv.py``.
+
+Both start from the same per-example kernels ``K_n = sum_e r_ne W_e``
+(:func:`mix_experts`): on CPU in float32/float64 the fused kernels of
+:mod:`.cpu_kernels` compute them, and their backward, in one pass over the
+experts each way.
 """
 from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from mmconvplug.utils.torch_helpers import is_exporting
 
+from . import cpu_kernels
 from .attributes import IntOrPair
 
 #: Strategy names accepted by ``CondConv(strategy=...)``.
@@ -44,6 +51,64 @@ REMOVED_COND_CONV_STRATEGIES = {
 #: ``mmconvplug benchmark layers --shapes condconv --threads 1 --cpu-time
 #: --variants CondConv-grouped CondConv-unfold`` (train column).
 UNFOLD_MIN_CHANNELS_PER_POSITION = 4.0
+
+
+#: :func:`mix_experts` runs the fused CPU kernels from this many expert
+#: entries (E * K): below, MKL's ``mm`` is as fast and the autograd
+#: function's own cost is not repaid.
+FUSED_MIN_EXPERT_NUMEL = 2**16
+
+
+class _MixExperts(torch.autograd.Function):
+    """``K = r @ W`` (routing (N, E), experts (E, K)) through the fused CPU
+    kernels: the forward reads ``W`` once and writes ``K`` once, a block of
+    columns at a time; the backward makes one pass over ``W`` and the
+    incoming gradient for both gradients, ``r^T G`` and ``G W^T``. MKL's
+    GEMM with an inner size of E (4-32) runs at about half the memory
+    bandwidth and the two backward products read ``G`` and ``W`` apart.
+    """
+
+    @staticmethod
+    def forward(ctx, routing: torch.Tensor,
+                experts: torch.Tensor) -> torch.Tensor:
+        routing, experts = routing.contiguous(), experts.contiguous()
+        ctx.save_for_backward(routing, experts)
+        return cpu_kernels.load_kernels().expert_mix_forward(routing, experts)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        routing, experts = ctx.saved_tensors
+        grad_experts, grad_routing = (
+            cpu_kernels.load_kernels().expert_mix_backward(
+                grad.to(experts.dtype).contiguous(), routing, experts,
+                ctx.needs_input_grad[1], ctx.needs_input_grad[0]))
+        return grad_routing, grad_experts
+
+
+def mix_experts(routing: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    """CondConv's per-example kernels ``K_n = sum_e r_ne W_e``, flattened.
+
+    On CPU, with ``routing`` and ``experts`` both float32 or both float64
+    and at least :data:`FUSED_MIN_EXPERT_NUMEL` expert entries, the fused
+    kernels of :mod:`.cpu_kernels` compute it (``MMCONVPLUG_CPU_KERNELS=0``
+    turns them off); otherwise, and while a graph is recorded (tracing,
+    ONNX export, ``torch.compile``), ``routing @ experts`` (also under
+    autocast, whose dtypes differ). The two compute the same sums.
+
+    Args:
+        routing (Tensor): ``r``, shape (N, E).
+        experts (Tensor): The expert kernels flattened, shape (E, K).
+
+    Returns:
+        Tensor: shape (N, K).
+    """
+    # Sizes are read only outside a recorded graph (a trace sees them as
+    # tensors).
+    if (not is_exporting() and experts.numel() >= FUSED_MIN_EXPERT_NUMEL
+            and cpu_kernels.usable(routing, experts)):
+        return _MixExperts.apply(routing, experts)
+    return routing @ experts
 
 
 def check_strategy(strategy: str) -> str:

@@ -177,11 +177,12 @@ def test_cond_conv_path_rows_are_measured_when_named():
 
 
 def test_eager_rows_run_the_same_layer_with_the_kernels_off(monkeypatch):
-    """``DOConv-eager`` / ``RefConv-eager``: measured when named, never by
-    default; the wrapped layer computes what the layer computes, and its
-    compositions take the eager ops (the fused kernels are never asked)."""
+    """``DOConv-eager`` / ``RefConv-eager`` / ``CondConv-eager``: measured
+    when named, never by default; the wrapped layer computes what the layer
+    computes, and its compositions take the eager ops (the fused kernels
+    are never asked)."""
     from mmconvplug.benchmarks.baselines import EAGER_OPS_ROWS, EagerOps
-    from mmconvplug.convs import cpu_kernels, do_conv_ops
+    from mmconvplug.convs import cond_conv_ops, cpu_kernels, do_conv_ops
     assert not set(EAGER_OPS_ROWS) & set(
         layers.selected_variants(None, False))
     names = ['DOConv', 'RefConv', 'DOConv-eager', 'RefConv-eager']
@@ -189,6 +190,27 @@ def test_eager_rows_run_the_same_layer_with_the_kernels_off(monkeypatch):
     shape = layers.QUICK_SHAPES[1]
     rows = layers.benchmark_shape(shape, names, repeats=1)
     assert all('error' not in row and row['compose_ms'] > 0 for row in rows)
+    rows = layers.benchmark_shape(shape, ['CondConv', 'CondConv-eager'],
+                                  repeats=1)
+    assert all('error' not in row and row.get('compose_ms') is None
+               for row in rows)
+
+    # CondConv: the experts are mixed by the kernels outside the wrapper
+    # only; the outputs agree.
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_EXPERT_NUMEL', 0)
+    torch.manual_seed(0)
+    layer = layers.build_layer(shape, 'CondConv').double()
+    x = torch.randn(2, shape.in_channels, 6, 5, dtype=torch.float64)
+    asked = []
+    real = cpu_kernels.usable
+    monkeypatch.setattr(cpu_kernels, 'usable',
+                        lambda *t: asked.append(real(*t)) or asked[-1])
+    eager_out = EagerOps(layer)(x)
+    assert asked and not any(asked)
+    asked.clear()
+    torch.testing.assert_close(eager_out, layer(x), rtol=0, atol=1e-12)
+    assert any(asked)
+    monkeypatch.undo()
 
     monkeypatch.setattr(do_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
     for name in ('DOConv', 'RefConv'):

@@ -7,7 +7,15 @@ import sys
 import pytest
 import torch
 
-from mmconvplug.convs import DOConv, RefConv, cpu_kernels, do_conv_ops
+from mmconvplug.convs import (
+    CondConv,
+    DOConv,
+    RefConv,
+    cond_conv_ops,
+    cpu_kernels,
+    do_conv_ops,
+)
+from mmconvplug.convs.cond_conv_ops import mix_experts
 from mmconvplug.convs.do_conv_ops import compose_do_kernel
 from mmconvplug.convs.ref_conv_ops import refocus_kernel
 
@@ -22,9 +30,11 @@ def kernels():
 
 @pytest.fixture(autouse=True)
 def _fused_at_every_size(monkeypatch):
-    """DO-Conv takes the fused kernels from 2**19 kernel entries; these
-    tests use small shapes, so the threshold is lifted."""
+    """DO-Conv takes the fused kernels from 2**19 kernel entries, CondConv
+    from 2**16 expert entries; these tests use small shapes, so the
+    thresholds are lifted."""
     monkeypatch.setattr(do_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_EXPERT_NUMEL', 0)
 
 
 @pytest.fixture
@@ -104,6 +114,9 @@ def test_fused_functions_pass_gradcheck(kernels):
     refocus = torch.randn(6, 1, 3, 3, dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda t: refocus_kernel(basis, t, 6), (refocus, ))
+    routing = torch.rand(3, 4, dtype=F64, requires_grad=True)
+    experts = torch.randn(4, 37, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(mix_experts, (routing, experts))
 
 
 def _refocus_grads(basis, refocus, map_groups, grad):
@@ -134,17 +147,85 @@ def test_refocus_equals_the_eager_conv_in_float64(kernels, eager, out_ch,
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
+def _mix_grads(routing, experts, grad):
+    routing = routing.detach().requires_grad_()
+    experts = experts.detach().requires_grad_()
+    kernels = mix_experts(routing, experts)
+    kernels.backward(grad)
+    return kernels.detach(), routing.grad, experts.grad
+
+
+# (N, E, K): CondConv's batch, experts and kernel entries. Blocks of 256
+# columns with a remainder; one expert; a single example; 32 experts over
+# more columns than one chunk per thread (the routing gradient's per-chunk
+# partial sums, from 2**16 multiply-adds); an empty batch.
+MIX_CASES = [(2, 4, 600), (3, 1, 256), (1, 8, 257), (4, 32, 2100),
+             (0, 4, 300)]
+
+
+@pytest.mark.parametrize('batch,experts,numel', MIX_CASES)
+def test_expert_mixing_equals_the_matmul_in_float64(kernels, eager, batch,
+                                                    experts, numel):
+    routing = torch.rand(batch, experts, dtype=F64)
+    weight = torch.randn(experts, numel, dtype=F64)
+    grad = torch.randn(batch, numel, dtype=F64)
+    fused = _mix_grads(routing, weight, grad)
+    eager()
+    reference = _mix_grads(routing, weight, grad)
+    # The formula itself, independently of both paths.
+    torch.testing.assert_close(
+        fused[0], torch.einsum('ne,ek->nk', routing, weight), rtol=1e-12,
+        atol=1e-12)
+    for ours, theirs in zip(fused, reference):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('needs', [(True, False), (False, True)])
+def test_expert_mixing_computes_only_the_gradients_asked_for(kernels,
+                                                             needs):
+    routing = torch.rand(2, 4, requires_grad=needs[0])
+    experts = torch.randn(4, 300, requires_grad=needs[1])
+    mix_experts(routing, experts).sum().backward()
+    assert (routing.grad is not None) == needs[0]
+    assert (experts.grad is not None) == needs[1]
+    ours = routing.grad if needs[0] else experts.grad
+    theirs = (torch.ones(2, 300) @ experts.t() if needs[0] else
+              routing.t() @ torch.ones(2, 300))
+    torch.testing.assert_close(ours, theirs.detach())
+
+
+def test_small_expert_stacks_take_the_matmul(kernels, monkeypatch):
+    """Below ``FUSED_MIN_EXPERT_NUMEL`` CondConv mixes with ``mm``; so it
+    does under autocast (the routing weights are half precision there)."""
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_EXPERT_NUMEL', 4 * 300 + 1)
+    routing = torch.rand(2, 4, requires_grad=True)
+    assert mix_experts(routing, torch.randn(4, 300)).grad_fn.name() == (
+        'MmBackward0')
+    assert 'MixExperts' in mix_experts(routing,
+                                       torch.randn(4, 301)).grad_fn.name()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        layer = CondConv(8, 8, 3, padding=1)
+        kernels_, _ = layer.mixed_kernels(
+            layer.routing_weights(torch.randn(2, 8, 5, 5)))
+    assert kernels_.dtype == torch.bfloat16
+
+
 def test_layers_train_the_same_with_and_without_the_kernels(kernels,
                                                             monkeypatch):
-    """A DOConv and a RefConv forward + backward, the kernels against the
-    eager ops, float64: outputs and every gradient."""
+    """A DOConv, a RefConv and a CondConv (both of its paths) forward +
+    backward, the kernels against the eager ops, float64: outputs and
+    every gradient."""
     x = torch.randn(2, 6, 9, 9, dtype=F64)
     results = []
     for setting in ('1', '0'):
         monkeypatch.setenv(cpu_kernels.ENV_VAR, setting)
         torch.manual_seed(3)
         layers = [DOConv(6, 8, 3, padding=1, groups=2).double(),
-                  RefConv(6, 8, 3, padding=1).double()]
+                  RefConv(6, 8, 3, padding=1).double(),
+                  CondConv(6, 8, 3, padding=1, num_experts=3,
+                           strategy='grouped').double(),
+                  CondConv(6, 8, 1, groups=2, num_experts=5,
+                           strategy='unfold').double()]
         for layer in layers:
             with torch.no_grad():
                 for tensor in layer.parameters():
@@ -195,14 +276,18 @@ def test_small_do_conv_kernels_take_the_eager_ops(kernels, monkeypatch):
     assert calls
 
 
-def test_a_recorded_graph_takes_the_eager_ops(kernels):
+@pytest.mark.parametrize('layer_type', ['DOConv', 'CondConv'])
+def test_a_recorded_graph_takes_the_eager_ops(kernels, layer_type):
     """Tracing records the eager ops (plain tensor ops, exportable), not an
     opaque call into the extension."""
-    layer = DOConv(4, 4, 3, padding=1).eval()
-    traced = torch.jit.trace(layer, torch.randn(1, 4, 8, 8))
+    layer = dict(DOConv=DOConv, CondConv=CondConv)[layer_type](
+        4, 4, 3, padding=1).eval()
+    traced = torch.jit.trace(layer, torch.randn(2, 4, 8, 8))
     graph = str(traced.inlined_graph)
-    assert 'aten::bmm' in graph
-    assert 'do_compose' not in graph and 'PythonOp' not in graph
+    assert ('aten::bmm' if layer_type == 'DOConv' else 'aten::matmul') in (
+        graph)
+    assert 'PythonOp' not in graph
+    assert 'do_compose' not in graph and 'expert_mix' not in graph
 
 
 def test_results_do_not_depend_on_the_call(kernels):

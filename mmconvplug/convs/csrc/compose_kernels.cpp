@@ -1,16 +1,22 @@
-// Fused CPU kernels for the kernel compositions of DO-Conv and RefConv.
+// Fused CPU kernels for the kernel compositions of DO-Conv and RefConv, and
+// for CondConv's per-example kernels (the experts mixed by the routing
+// weights).
 //
 // Loaded (compiled on first use) by mmconvplug/convs/cpu_kernels.py, which
 // documents when they run and how to turn them off. Each kernel makes one
 // pass over its operands: the compositions do about 100 multiply-adds per
-// kernel entry, so on CPU they are bound by memory traffic, and the eager
-// formulations (batched matmuls with 9-wide operands, layout copies, a
-// depthwise conv over 3x3 images) make several passes where one suffices.
+// kernel entry (CondConv's mixing, E per example), so on CPU they are bound
+// by memory traffic, and the eager formulations (batched matmuls with
+// 9-wide operands, layout copies, a depthwise conv over 3x3 images, GEMMs
+// with an inner size of E) make several passes, or run below the memory
+// bandwidth, where one pass suffices.
 //
 // Every function takes contiguous CPU tensors of one floating dtype
 // (float32 or float64; the Python side checks) and returns fresh tensors.
 // Results are deterministic: each output element is summed by one thread
-// in a fixed order, whatever the thread count.
+// in a fixed order, whatever the thread count (the small gradients, DO-Conv's
+// D and CondConv's routing, add per-chunk partial sums in chunk order, so
+// they are deterministic for a given thread count).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -357,6 +363,237 @@ torch::Tensor refocus_backward(torch::Tensor grad, torch::Tensor basis,
   return grad_map;
 }
 
+// --------------------------------------------------------------- CondConv
+// The per-example kernels of a CondConv layer: out[n, j] = sum_e r[n, e] *
+// W[e, j], routing r (N, E), experts W (E, K), K = the kernel's numel. A
+// GEMM with inner size E (4-32): MKL's sgemm runs it at about half the
+// memory bandwidth; this reads W once and writes out once, a block of
+// kMixBlock columns at a time (the block of W stays in cache across n).
+constexpr int64_t kMixBlock = 256;
+
+// The mixing loops are bound by arithmetic on an SSE2-only build (no FMA):
+// on x86-64 with GCC they are also compiled for x86-64-v3 (AVX2 + FMA) and
+// the variant the CPU runs is picked when the module loads (GCC function
+// multi-versioning), so the build stays portable.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    __GNUC__ >= 11
+#define MMCP_X86_CLONES \
+  __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MMCP_X86_CLONES
+#endif
+
+// One block of columns [j0, j0 + len) of every example's kernel.
+template <typename T>
+inline __attribute__((always_inline)) void mix_forward_block_t(
+    const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ out,
+    int64_t N, int64_t E, int64_t K, int64_t j0, int64_t len) {
+  for (int64_t n = 0; n < N; ++n) {
+    const T* rn = r + n * E;
+    T* o = out + n * K + j0;
+    const T* w0 = w + j0;
+    for (int64_t j = 0; j < len; ++j) o[j] = rn[0] * w0[j];
+    for (int64_t e = 1; e < E; ++e) {
+      const T re = rn[e];
+      const T* we = w + e * K + j0;
+      for (int64_t j = 0; j < len; ++j) o[j] += re * we[j];
+    }
+  }
+}
+
+MMCP_X86_CLONES void mix_forward_block(const float* r, const float* w,
+                                       float* out, int64_t N, int64_t E,
+                                       int64_t K, int64_t j0, int64_t len) {
+  mix_forward_block_t(r, w, out, N, E, K, j0, len);
+}
+
+MMCP_X86_CLONES void mix_forward_block(const double* r, const double* w,
+                                       double* out, int64_t N, int64_t E,
+                                       int64_t K, int64_t j0, int64_t len) {
+  mix_forward_block_t(r, w, out, N, E, K, j0, len);
+}
+
+template <typename T>
+void expert_mix_forward_impl(const T* r, const T* w, T* out, int64_t N,
+                             int64_t E, int64_t K) {
+  const int64_t blocks = (K + kMixBlock - 1) / kMixBlock;
+  const int64_t grain =
+      std::max<int64_t>(1, kParallelWork / (N * E * kMixBlock));
+  at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t block = begin; block < end; ++block) {
+      const int64_t j0 = block * kMixBlock;
+      mix_forward_block(r, w, out, N, E, K, j0, std::min(kMixBlock, K - j0));
+    }
+  });
+}
+
+// One row n of a block: acc[l] += g[j] * w[j] over lanes l = j % kLanes (a
+// vectorisable reduction without reassociating floating-point maths) and,
+// with GW, gw[j] = (ACCUMULATE ? gw[j] : 0) + r * g[j], in one sweep.
+constexpr int kLanes = 16;
+
+template <typename T, bool GW, bool ACCUMULATE>
+inline __attribute__((always_inline)) T mix_backward_row(
+    const T* __restrict__ g, const T* __restrict__ w,
+                          T* __restrict__ gw, T r, int64_t len) {
+  T acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= len; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const T gj = g[j + l];
+      acc[l] += gj * w[j + l];
+      if constexpr (GW) {
+        if constexpr (ACCUMULATE) {
+          gw[j + l] += r * gj;
+        } else {
+          gw[j + l] = r * gj;
+        }
+      }
+    }
+  }
+  for (; j < len; ++j) {
+    acc[j % kLanes] += g[j] * w[j];
+    if constexpr (GW) {
+      if constexpr (ACCUMULATE) {
+        gw[j] += r * g[j];
+      } else {
+        gw[j] = r * g[j];
+      }
+    }
+  }
+  T total = 0;
+  for (int l = 0; l < kLanes; ++l) total += acc[l];
+  return total;
+}
+
+// One block of columns [j0, j0 + len): grad_w's columns (gw non-null)
+// and the block's part of grad_r added into part (non-null).
+template <typename T>
+inline __attribute__((always_inline)) void mix_backward_block_t(
+    const T* g, const T* r, const T* w, T* grad_w, T* part, int64_t N,
+    int64_t E, int64_t K, int64_t j0, int64_t len) {
+  for (int64_t e = 0; e < E; ++e) {
+    const T* we = w + e * K + j0;
+    T* gw = grad_w != nullptr ? grad_w + e * K + j0 : nullptr;
+    for (int64_t n = 0; n < N; ++n) {
+      const T rn = r[n * E + e];
+      const T* gn = g + n * K + j0;
+      if (part == nullptr) {  // grad_w only
+        if (n == 0) {
+          for (int64_t j = 0; j < len; ++j) gw[j] = rn * gn[j];
+        } else {
+          for (int64_t j = 0; j < len; ++j) gw[j] += rn * gn[j];
+        }
+      } else if (gw == nullptr) {  // grad_r only
+        part[n * E + e] += mix_backward_row<T, false, false>(gn, we, gw, rn,
+                                                             len);
+      } else if (n == 0) {
+        part[n * E + e] += mix_backward_row<T, true, false>(gn, we, gw, rn,
+                                                            len);
+      } else {
+        part[n * E + e] += mix_backward_row<T, true, true>(gn, we, gw, rn,
+                                                           len);
+      }
+    }
+  }
+}
+
+MMCP_X86_CLONES void mix_backward_block(const float* g, const float* r,
+                                        const float* w, float* grad_w,
+                                        float* part, int64_t N, int64_t E,
+                                        int64_t K, int64_t j0, int64_t len) {
+  mix_backward_block_t(g, r, w, grad_w, part, N, E, K, j0, len);
+}
+
+MMCP_X86_CLONES void mix_backward_block(const double* g, const double* r,
+                                        const double* w, double* grad_w,
+                                        double* part, int64_t N, int64_t E,
+                                        int64_t K, int64_t j0, int64_t len) {
+  mix_backward_block_t(g, r, w, grad_w, part, N, E, K, j0, len);
+}
+
+// grad_w[e, j] = sum_n r[n, e] * g[n, j]; grad_r[n, e] = sum_j g[n, j] *
+// W[e, j]. One pass over g and W: column chunks in parallel, each writing
+// its columns of grad_w and its partial grad_r into partial_r[chunk]
+// (N, E), which the caller adds up in chunk order. Either output may be
+// null (not needed).
+template <typename T>
+void expert_mix_backward_impl(const T* g, const T* r, const T* w, T* grad_w,
+                              T* partial_r, int64_t N, int64_t E, int64_t K,
+                              int64_t chunks) {
+  const int64_t per_chunk =
+      ((K + chunks - 1) / chunks + kMixBlock - 1) / kMixBlock * kMixBlock;
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      T* part = partial_r != nullptr ? partial_r + chunk * N * E : nullptr;
+      const int64_t c_end = std::min(K, (chunk + 1) * per_chunk);
+      for (int64_t j0 = chunk * per_chunk; j0 < c_end; j0 += kMixBlock) {
+        mix_backward_block(g, r, w, grad_w, part, N, E, K, j0,
+                           std::min(kMixBlock, c_end - j0));
+      }
+    }
+  });
+}
+
+// routing (N, E), experts (E, K) -> (N, K)
+torch::Tensor expert_mix_forward(torch::Tensor routing, torch::Tensor experts) {
+  check_inputs({routing, experts});
+  TORCH_CHECK(routing.dim() == 2 && experts.dim() == 2 &&
+                  routing.size(1) == experts.size(0),
+              "expert_mix_forward: shapes do not match");
+  const int64_t N = routing.size(0), E = experts.size(0), K = experts.size(1);
+  auto out = torch::empty({N, K}, experts.options());
+  if (N == 0 || K == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(experts.scalar_type(), "expert_mix_forward", [&] {
+    expert_mix_forward_impl<scalar_t>(routing.data_ptr<scalar_t>(),
+                                      experts.data_ptr<scalar_t>(),
+                                      out.data_ptr<scalar_t>(), N, E, K);
+  });
+  return out;
+}
+
+// grad (N, K), routing (N, E), experts (E, K) ->
+// [grad_experts or undefined, grad_routing or undefined]
+std::vector<torch::Tensor> expert_mix_backward(torch::Tensor grad,
+                                               torch::Tensor routing,
+                                               torch::Tensor experts,
+                                               bool need_experts,
+                                               bool need_routing) {
+  check_inputs({grad, routing, experts});
+  const int64_t N = routing.size(0), E = experts.size(0), K = experts.size(1);
+  TORCH_CHECK(grad.dim() == 2 && grad.size(0) == N && grad.size(1) == K &&
+                  routing.size(1) == E,
+              "expert_mix_backward: shapes do not match");
+  // Fixed chunks for grad_routing's partial sums: at most one per thread,
+  // none with less than kParallelWork multiply-adds.
+  const int64_t chunks = std::max<int64_t>(
+      1, std::min<int64_t>(at::get_num_threads(),
+                           (N * E * K) / kParallelWork));
+  torch::Tensor grad_experts, partial_routing;
+  if (need_experts) grad_experts = torch::empty_like(experts);
+  if (need_routing) {
+    partial_routing = torch::zeros({chunks, N, E}, experts.options());
+  }
+  if (N > 0 && K > 0) {
+    AT_DISPATCH_FLOATING_TYPES(experts.scalar_type(), "expert_mix_backward",
+                               [&] {
+      expert_mix_backward_impl<scalar_t>(
+          grad.data_ptr<scalar_t>(), routing.data_ptr<scalar_t>(),
+          experts.data_ptr<scalar_t>(),
+          need_experts ? grad_experts.data_ptr<scalar_t>() : nullptr,
+          need_routing ? partial_routing.data_ptr<scalar_t>() : nullptr, N, E,
+          K, chunks);
+    });
+  } else if (need_experts) {
+    grad_experts.zero_();
+  }
+  torch::Tensor grad_routing;
+  if (need_routing) {
+    grad_routing = chunks == 1 ? partial_routing[0] : partial_routing.sum(0);
+  }
+  return {grad_experts, grad_routing};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -368,4 +605,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "RefConv refocusing, one kernel per group (CPU)");
   m.def("refocus_backward", &refocus_backward,
         "RefConv refocusing, gradient of the map (CPU)");
+  m.def("expert_mix_forward", &expert_mix_forward,
+        "CondConv per-example kernels from the experts (CPU)");
+  m.def("expert_mix_backward", &expert_mix_backward,
+        "CondConv per-example kernels, backward (CPU)");
 }
