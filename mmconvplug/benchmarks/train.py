@@ -27,6 +27,14 @@ tensor timeline; CUDA: ``max_memory_allocated``). On a GPU (``--device
 cuda``, the default when one is present) the same code runs with CUDA
 events.
 
+Where a variant's cost lies, from the same rounds: each step's phases
+(forward + loss, backward, optimizer step) are timed too, and the table
+gives the variant's extra milliseconds in each (medians); for DO-Conv and
+RefConv, every layer's kernel composition (forward + backward) is also
+timed as one call per round (warm) and given in ms and as a share of the
+plain step: the composition's part of the ratio, measured far more
+precisely than a whole step's few-percent differences.
+
 Models (stock configs; the variant placed as its config places it):
 
 * ``ssd300``: mmdet ``ssd/ssd300_coco.py``, 300x300;
@@ -41,6 +49,8 @@ Other variants are placed by ``conv_cfg`` in every part that takes one
 """
 import copy
 import logging
+import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -246,7 +256,9 @@ def _num_classes(cfg: Config) -> int:
 
 
 def make_train_step(model: nn.Module, data: dict,
-                    compile_cfg: Optional[dict] = None) -> Callable[[], float]:
+                    compile_cfg: Optional[dict] = None,
+                    phases: Optional[List[Tuple[float, float, float]]] = None,
+                    cuda: bool = False) -> Callable[[], float]:
     """One train step on ``data``; returns the loss as a float.
 
     Args:
@@ -256,6 +268,11 @@ def make_train_step(model: nn.Module, data: dict,
             forward and loss (what mmengine's ``compile=dict(...)`` passes
             to ``torch.compile`` for ``train_step``); backward and the
             optimizer step run eagerly, as there. Defaults to None (eager).
+        phases (list, optional): Where each step appends its phases'
+            seconds, ``(forward + loss, backward, optimizer step + zero
+            grad)`` (``time.perf_counter``; CUDA synchronised first). Defaults
+            to None (not recorded).
+        cuda (bool): Synchronise CUDA around the phases. Defaults to False.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9,
                                 weight_decay=1e-4)
@@ -276,8 +293,53 @@ def make_train_step(model: nn.Module, data: dict,
         optimizer.step()
         return loss.item()
 
-    return step
+    if phases is None:
+        return step
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
+    def timed_step() -> float:
+        sync()
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = forward()
+        sync()
+        forward_end = time.perf_counter()
+        loss.backward()
+        sync()
+        backward_end = time.perf_counter()
+        optimizer.step()
+        sync()
+        phases.append((forward_end - start, backward_end - forward_end,
+                       time.perf_counter() - backward_end))
+        return loss.item()
+
+    return timed_step
+
+
+def composition_call(model: nn.Module) -> Optional[Callable[[], None]]:
+    """Every kernel composition of ``model`` (the variant layers with a
+    ``compose_kernel``: DO-Conv, RefConv), forward + backward into fresh
+    gradients, as one call: the part of a train step that composes kernels.
+    None when the model composes none."""
+    layers = [module for module in model.modules()
+              if is_conv_variant(module) and hasattr(module, 'compose_kernel')
+              and getattr(module, 'weight', None) is not None]
+    if not layers:
+        return None
+    grads = [torch.randn_like(layer.compose_kernel().detach())
+             for layer in layers]
+
+    def compose_all() -> None:
+        for layer, grad in zip(layers, grads):
+            for param in layer.parameters():
+                param.grad = None
+            layer.compose_kernel().backward(grad)
+
+    return compose_all
+
+
+#: The phases of a train step, as recorded by :func:`make_train_step`.
+PHASES = ('forward', 'backward', 'optimizer')
 
 #: ``batch=CONFIG_BATCH``: the config's own ``train_dataloader.batch_size``
 #: (the per-GPU batch the published schedule trains with).
@@ -323,7 +385,9 @@ def benchmark_model(name: str,
         del placed
     data = fixed_batch(plain, spec.scope, batch, size,
                        _num_classes(plain_cfg))
-    steps = {key: make_train_step(model, data)
+    cuda = device.startswith('cuda')
+    phases = {key: [] for key in models}
+    steps = {key: make_train_step(model, data, phases=phases[key], cuda=cuda)
              for key, model in models.items()}
     if compile_cfg is not None:
         torch._dynamo.reset()
@@ -334,15 +398,28 @@ def benchmark_model(name: str,
     def reseed() -> None:
         torch.manual_seed(0)
 
-    cuda = device.startswith('cuda')
     first_loss, first_s = {}, {}
     for key, step in steps.items():  # the warm-up step, checked
         reseed()
         start = clock()
         first_loss[key] = step()
         first_s[key] = clock() - start
-    samples = interleaved_samples(steps, repeats, clock, warmup=0,
-                                  cuda=cuda, before_each=reseed)
+    # The kernel compositions of each variant model alone, in the same
+    # rounds, timed warm (see :func:`interleaved_samples`).
+    calls = dict(steps)
+    for key, model in models.items():
+        compose = composition_call(model) if key != 'plain' else None
+        if compose is not None:
+            compose()  # its warm-up
+            calls[key + ':compose'] = compose
+    for records in phases.values():
+        records.clear()  # the warm-up steps'
+    samples = interleaved_samples(
+        calls, repeats, clock, warmup=0, cuda=cuda, before_each=reseed,
+        warm=[key for key in calls if key.endswith(':compose')])
+    phase_s = {key: [statistics.median(step[i] for step in records)
+                     for i in range(3)]
+               for key, records in phases.items()}
     seconds = {key: spread(values).median for key, values in samples.items()}
     method = 'rss' if rss_peak_supported() else 'timeline'
     peaks = {}
@@ -369,7 +446,13 @@ def benchmark_model(name: str,
             peak_mb=peaks[variant] / 2**20,
             peak_mb_plain=peaks['plain'] / 2**20,
             peak_ratio=(peaks[variant] / peaks['plain']
-                        if peaks['plain'] else None))
+                        if peaks['plain'] else None),
+            phase_s=dict(zip(PHASES, phase_s[variant])),
+            phase_s_plain=dict(zip(PHASES, phase_s['plain'])))
+        if variant + ':compose' in seconds:
+            row.update(compose_s=seconds[variant + ':compose'],
+                       compose_share=(seconds[variant + ':compose'] /
+                                      seconds['plain']))
         if compile_cfg is not None:
             row['compile'] = dict(compile_cfg)
             for key, prefix in ((variant, ''), ('plain', 'plain_')):
@@ -404,7 +487,9 @@ def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
     and the compiled step against the same model's eager one."""
     compiled = any('compiled_s' in r for r in rows)
     header = ['model (batch x input)', 'variant', 'train step vs plain (IQR)',
-              's/step plain', 'peak MB (vs plain)', 'step-0 loss rel. diff']
+              's/step plain', 'extra ms: fwd / bwd / opt',
+              'compose ms (share)', 'peak MB (vs plain)',
+              'step-0 loss rel. diff']
     if compiled:
         header += ['compiled vs compiled plain (IQR)',
                    'compiled / eager: variant, plain',
@@ -421,6 +506,10 @@ def format_results(rows: Sequence[dict], markdown: bool = False) -> str:
             f'{r["model"]} ({r["batch"]} x {r["input_size"][0]}x'
             f'{r["input_size"][1]})', r['variant'], iqr(r, 'train_ratio'),
             f'{r["train_s_plain"]:.2f}',
+            ' / '.join(f'{1e3 * (r["phase_s"][p] - r["phase_s_plain"][p]):+.0f}'
+                       for p in PHASES),
+            f'{1e3 * r["compose_s"]:.1f} ({100 * r["compose_share"]:.1f}%)'
+            if r.get('compose_s') is not None else 'n/a',
             f'{r["peak_mb"]:.0f} ({r["peak_ratio"]:.2f}x)'
             if r['peak_ratio'] else f'{r["peak_mb"]:.0f}',
             f'{r["step0_rel_diff"]:.1e}'

@@ -245,7 +245,10 @@ def _run_train(args: argparse.Namespace,
           f'train steps ({clock.__name__}, {args.threads} thread(s), '
           f'{device}); variants built from the plain weights (from_conv)'
           + (f'; compiled with backend={args.compile!r}'
-             if args.compile else '') + '.')
+             if args.compile else '') + '. extra ms: the variant\'s median '
+          'forward + loss, backward and optimizer-step times minus the plain '
+          'model\'s (perf_counter); compose: every kernel composition of the '
+          'model, forward + backward, and its share of the plain step.')
     if args.json:
         meta = dict(
             date=_utc_now(), torch=torch.__version__, device=device,

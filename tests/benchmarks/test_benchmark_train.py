@@ -71,6 +71,47 @@ def test_train_benchmark_tiny_run_writes_json(tmp_path, monkeypatch,
     assert row['train_ratio_q1'] <= row['train_ratio'] <= \
         row['train_ratio_q3'] and row['repeats'] == 1
     assert row['params'] > row['params_plain']  # DO-Conv's D
+    # Where the cost lies: the phases of both models, the compositions.
+    for key in ('phase_s', 'phase_s_plain'):
+        assert sorted(row[key]) == sorted(train.PHASES)
+        assert all(seconds > 0 for seconds in row[key].values())
+    assert row['compose_s'] > 0 and row['compose_share'] == pytest.approx(
+        row['compose_s'] / row['train_s_plain'])
+
+
+def test_a_step_records_its_phases_and_computes_the_same_loss(tiny_plain):
+    cfg, plain, data = tiny_plain
+    phases = []
+    losses = []
+    for record in (None, phases):
+        net = copy.deepcopy(plain)
+        torch.manual_seed(0)
+        losses.append(train.make_train_step(net, data, phases=record)())
+    assert losses[0] == losses[1]
+    (forward, backward, optimizer), = phases
+    assert forward > 0 and backward > 0 and optimizer > 0
+
+
+def test_the_composition_call_composes_every_variant_layer(tiny_plain):
+    cfg, plain, _ = tiny_plain
+    assert train.composition_call(plain) is None
+    for variant in ('DOConv', 'RefConv'):
+        model = train.variant_from_plain(plain, train.build_model(
+            variant_config(cfg, variant, 'mmdet')))
+        compose = train.composition_call(model)
+        layers = [m for m in model.modules() if is_conv_variant(m)]
+        assert layers
+        for layer in layers:
+            for param in layer.parameters():
+                param.grad = None
+        compose()
+        trainable = [p for layer in layers for p in layer.parameters()
+                     if p.requires_grad and p is not getattr(layer, 'bias',
+                                                             None)]
+        assert trainable and all(p.grad is not None for p in trainable)
+    cond = train.variant_from_plain(plain, train.build_model(
+        variant_config(cfg, 'CondConv', 'mmdet')))
+    assert train.composition_call(cond) is None  # it mixes, per example
 
 
 def test_compiled_train_steps_match_eager(tmp_path, monkeypatch,
