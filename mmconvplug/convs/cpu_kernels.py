@@ -1,15 +1,18 @@
-"""Fused CPU kernels for DO-Conv's kernel composition and RefConv's
-refocusing (``csrc/compose_kernels.cpp``), compiled on first use.
+"""Fused CPU kernels for DO-Conv's kernel composition, RefConv's refocusing
+and CondConv's expert mixing (``csrc/compose_kernels.cpp``), compiled on
+first use.
 
-Both compositions do a few multiply-adds per kernel entry (a 3x3 DO-Conv:
-9 forward, 18 backward), so for kernels larger than the CPU's caches they
-cost what their memory traffic costs. The eager formulations
-(:mod:`.do_conv_ops`: batched matmuls with 9-wide operands and a layout
-copy per pass; :mod:`.ref_conv_ops`: a depthwise conv over C_out * C_in
-3x3 images) make several passes over kernel-sized tensors where one
-suffices; these kernels make one pass each way. Measured at a 1024 x 1024
-3x3 layer, 2 threads: DO-Conv's composition forward + backward 40 ms
-against 87-89 ms eager, RefConv's refocusing 44-45 ms against 93-95 ms
+The compositions do a few multiply-adds per kernel entry (a 3x3 DO-Conv:
+9 forward, 18 backward; CondConv: E per example), so for kernels larger
+than the CPU's caches they cost what their memory traffic costs. The eager
+formulations (:mod:`.do_conv_ops`: batched matmuls with 9-wide operands and
+a layout copy per pass; :mod:`.ref_conv_ops`: a depthwise conv over C_out *
+C_in 3x3 images; :mod:`.cond_conv_ops`: GEMMs with an inner size of E, which
+MKL runs at about half the memory bandwidth) make several passes over
+kernel-sized tensors, or run below the bandwidth, where one pass suffices;
+these kernels make one pass each way. Measured at a 1024 x 1024 3x3 layer,
+2 threads: DO-Conv's composition forward + backward 40 ms against 87-89 ms
+eager, RefConv's refocusing 44-45 ms against 93-95 ms
 (``tools/benchmark.py layers --shapes composition``: docs/benchmarks.md).
 
 When they run: on CPU tensors of float32 or float64, while training or
@@ -19,9 +22,16 @@ export, ``torch.compile``:
 :data:`~mmconvplug.convs.do_conv_ops.FUSED_MIN_KERNEL_NUMEL` kernel entries
 (smaller kernels are as fast through MKL's ``bmm``), for RefConv only when
 each refocusing group holds one basis kernel (the official default for a
-dense conv) and the basis is frozen. Everything else (CUDA, half precision,
-grouped refocusing maps) takes the eager ops, which compute the same
-values: the tests hold the two paths equal in float64.
+dense conv) and the basis is frozen, for CondConv from
+:data:`~mmconvplug.convs.cond_conv_ops.FUSED_MIN_EXPERT_NUMEL` expert
+entries with the routing weights in the experts' dtype (not under
+autocast). Everything else (CUDA, half precision, grouped refocusing maps)
+takes the eager ops, which compute the same values: the tests hold the two
+paths equal in float64.
+
+Instruction set: on an x86-64 CPU where ATen runs its AVX2 kernels the
+module is built with AVX2 and FMA (:func:`simd_flags`), else for the
+compiler's baseline; the module's name tells the two builds apart.
 
 Control: the environment variable :data:`ENV_VAR`
 (``MMCONVPLUG_CPU_KERNELS``). Unset or ``1``: use them, compiling on first
@@ -42,12 +52,13 @@ every output element is summed by one thread in a fixed order (DO-Conv's
 """
 import contextlib
 import os
+import platform
 import re
 import shutil
 import sys
 import threading
 import warnings
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 import torch
 
@@ -78,10 +89,30 @@ _STATE = _State()
 _LOCAL = threading.local()  # .eager: inside eager_ops() on this thread
 
 
+def simd_flags() -> List[str]:
+    """Compiler flags for this CPU's vector units: ``-mavx2 -mfma`` on an
+    x86-64 CPU whose ATen capability is AVX2 or AVX-512 (ATen requires FMA
+    for AVX2; ``ATEN_CPU_CAPABILITY=default`` turns both off), else none
+    (SSE2 on x86-64, the compiler's default elsewhere).
+
+    The kernels' inner loops are short (9 taps, E experts), so with SSE2
+    alone and no fused multiply-add they are bound by arithmetic, not by
+    memory, at kernels that fit in cache.
+    """
+    if platform.machine().lower() not in ('x86_64', 'amd64'):
+        return []
+    get_capability = getattr(torch.backends.cpu, 'get_cpu_capability', None)
+    capability = get_capability() if get_capability is not None else ''
+    return ['-mavx2', '-mfma'] if capability in ('AVX2', 'AVX512') else []
+
+
 def extension_name() -> str:
-    """The compiled module's name: one per torch version (its ABI)."""
+    """The compiled module's name: one per torch version (its ABI) and
+    instruction set (:func:`simd_flags`; a cache shared by machines of
+    different CPUs keeps one build for each)."""
     tag = re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)
-    return f'mmconvplug_compose_kernels_torch{tag}'
+    simd = '_avx2' if simd_flags() else ''
+    return f'mmconvplug_compose_kernels_torch{tag}{simd}'
 
 
 def _environment_allows() -> bool:
@@ -166,8 +197,8 @@ def _build():
     openmp = [] if sys.platform == 'darwin' else ['-fopenmp']
     with _ninja_on_path():
         return load(name=extension_name(), sources=[SOURCE],
-                    extra_cflags=['-O3'] + openmp, extra_ldflags=openmp,
-                    verbose=False)
+                    extra_cflags=['-O3'] + simd_flags() + openmp,
+                    extra_ldflags=openmp, verbose=False)
 
 
 def load_kernels(raise_error: bool = False):

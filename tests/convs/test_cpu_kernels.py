@@ -344,3 +344,23 @@ def test_turned_off_the_kernels_are_never_built(tmp_path):
                                   **{cpu_kernels.ENV_VAR: '0'})
     assert 'off (MMCONVPLUG_CPU_KERNELS=0)' in out
     assert not (tmp_path / 'ext').exists()
+
+
+@pytest.mark.parametrize('machine,capability,flags', [
+    ('x86_64', 'AVX512', ['-mavx2', '-mfma']),
+    ('x86_64', 'AVX2', ['-mavx2', '-mfma']),
+    ('x86_64', 'DEFAULT', []),  # also ATEN_CPU_CAPABILITY=default
+    ('aarch64', 'DEFAULT', []),
+])
+def test_the_build_targets_the_cpus_vector_units(monkeypatch, machine,
+                                                 capability, flags):
+    """AVX2 + FMA where ATen runs its AVX2 kernels, SSE2 otherwise; the
+    module name tells the two builds apart (one extension cache can serve
+    machines of both kinds)."""
+    monkeypatch.setattr(cpu_kernels.platform, 'machine', lambda: machine)
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability',
+                        lambda: capability, raising=False)
+    assert cpu_kernels.simd_flags() == flags
+    assert cpu_kernels.extension_name().endswith('_avx2') == bool(flags)
+    assert torch.__version__.split('+')[0].replace('.', '_') in (
+        cpu_kernels.extension_name())

@@ -371,21 +371,9 @@ torch::Tensor refocus_backward(torch::Tensor grad, torch::Tensor basis,
 // kMixBlock columns at a time (the block of W stays in cache across n).
 constexpr int64_t kMixBlock = 256;
 
-// The mixing loops are bound by arithmetic on an SSE2-only build (no FMA):
-// on x86-64 with GCC they are also compiled for x86-64-v3 (AVX2 + FMA) and
-// the variant the CPU runs is picked when the module loads (GCC function
-// multi-versioning), so the build stays portable.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    __GNUC__ >= 11
-#define MMCP_X86_CLONES \
-  __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define MMCP_X86_CLONES
-#endif
-
 // One block of columns [j0, j0 + len) of every example's kernel.
 template <typename T>
-inline __attribute__((always_inline)) void mix_forward_block_t(
+inline void mix_forward_block(
     const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ out,
     int64_t N, int64_t E, int64_t K, int64_t j0, int64_t len) {
   for (int64_t n = 0; n < N; ++n) {
@@ -399,18 +387,6 @@ inline __attribute__((always_inline)) void mix_forward_block_t(
       for (int64_t j = 0; j < len; ++j) o[j] += re * we[j];
     }
   }
-}
-
-MMCP_X86_CLONES void mix_forward_block(const float* r, const float* w,
-                                       float* out, int64_t N, int64_t E,
-                                       int64_t K, int64_t j0, int64_t len) {
-  mix_forward_block_t(r, w, out, N, E, K, j0, len);
-}
-
-MMCP_X86_CLONES void mix_forward_block(const double* r, const double* w,
-                                       double* out, int64_t N, int64_t E,
-                                       int64_t K, int64_t j0, int64_t len) {
-  mix_forward_block_t(r, w, out, N, E, K, j0, len);
 }
 
 template <typename T>
@@ -433,7 +409,7 @@ void expert_mix_forward_impl(const T* r, const T* w, T* out, int64_t N,
 constexpr int kLanes = 16;
 
 template <typename T, bool GW, bool ACCUMULATE>
-inline __attribute__((always_inline)) T mix_backward_row(
+inline T mix_backward_row(
     const T* __restrict__ g, const T* __restrict__ w,
                           T* __restrict__ gw, T r, int64_t len) {
   T acc[kLanes] = {};
@@ -469,7 +445,7 @@ inline __attribute__((always_inline)) T mix_backward_row(
 // One block of columns [j0, j0 + len): grad_w's columns (gw non-null)
 // and the block's part of grad_r added into part (non-null).
 template <typename T>
-inline __attribute__((always_inline)) void mix_backward_block_t(
+inline void mix_backward_block(
     const T* g, const T* r, const T* w, T* grad_w, T* part, int64_t N,
     int64_t E, int64_t K, int64_t j0, int64_t len) {
   for (int64_t e = 0; e < E; ++e) {
@@ -496,20 +472,6 @@ inline __attribute__((always_inline)) void mix_backward_block_t(
       }
     }
   }
-}
-
-MMCP_X86_CLONES void mix_backward_block(const float* g, const float* r,
-                                        const float* w, float* grad_w,
-                                        float* part, int64_t N, int64_t E,
-                                        int64_t K, int64_t j0, int64_t len) {
-  mix_backward_block_t(g, r, w, grad_w, part, N, E, K, j0, len);
-}
-
-MMCP_X86_CLONES void mix_backward_block(const double* g, const double* r,
-                                        const double* w, double* grad_w,
-                                        double* part, int64_t N, int64_t E,
-                                        int64_t K, int64_t j0, int64_t len) {
-  mix_backward_block_t(g, r, w, grad_w, part, N, E, K, j0, len);
 }
 
 // grad_w[e, j] = sum_n r[n, e] * g[n, j]; grad_r[n, e] = sum_j g[n, j] *
