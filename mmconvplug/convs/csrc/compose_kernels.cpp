@@ -66,7 +66,31 @@ template <typename T, int S_, int DM_>
 inline void do_grad_depthwise_block(const T* g, const T* w, int64_t rows,
                                     int64_t g_stride, int64_t w_stride,
                                     T* grad_d, int64_t S, int64_t DM) {
-  if constexpr (S_ > 0 && DM_ > 0) {
+  if constexpr (S_ == 9 && DM_ == 9) {
+    // The 3x3 case, laid out for 8-wide vectors: acc[s][0:8] (one vector
+    // per tap s, broadcasting g[s]), the last column q = 8 as a vector over
+    // s = 0..7 (broadcasting w[8]) and one scalar: 11 accumulators that stay
+    // in registers (a flat 81-entry array would spill).
+    T acc[9][8] = {};
+    T last[8] = {};
+    T corner = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* gr = g + r * g_stride;
+      const T* wr = w + r * w_stride;
+      for (int s = 0; s < 9; ++s) {
+        const T gs = gr[s];
+        for (int q = 0; q < 8; ++q) acc[s][q] += gs * wr[q];
+      }
+      const T w8 = wr[8];
+      for (int s = 0; s < 8; ++s) last[s] += gr[s] * w8;
+      corner += gr[8] * w8;
+    }
+    for (int s = 0; s < 9; ++s) {
+      for (int q = 0; q < 8; ++q) grad_d[s * 9 + q] += acc[s][q];
+    }
+    for (int s = 0; s < 8; ++s) grad_d[s * 9 + 8] += last[s];
+    grad_d[80] += corner;
+  } else if constexpr (S_ > 0 && DM_ > 0) {
     T acc[S_ * DM_] = {};
     for (int64_t r = 0; r < rows; ++r) {
       const T* gr = g + r * g_stride;
@@ -114,8 +138,11 @@ void do_forward(const T* w, const T* dt, T* k, int64_t out_channels,
 // scheduling. Within a chunk, blocks of up to kRowBlock output channels of
 // one group: grad_w row by row, then each input channel's grad_d over the
 // block in registers (the block's rows are still in cache). Either output
-// may be null (not needed).
-constexpr int64_t kRowBlock = 16;
+// may be null (not needed). 64 rows a block: measured at 512 and 1024
+// channels (2 threads), the D gradient took 1.44 / 7.3 ms against 1.59 /
+// 7.6 ms with 16 rows and 2.6 / 11.3 ms with 4 (each block adds its sums
+// to grad_d once); 128 and 256 rows were no faster.
+constexpr int64_t kRowBlock = 64;
 
 template <typename T, int S_, int DM_>
 void do_backward(const T* g, const T* w, const T* d, T* grad_w, T* partial_d,
