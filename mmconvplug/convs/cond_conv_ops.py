@@ -53,10 +53,17 @@ REMOVED_COND_CONV_STRATEGIES = {
 UNFOLD_MIN_CHANNELS_PER_POSITION = 4.0
 
 
-#: :func:`mix_experts` runs the fused CPU kernels from this many expert
-#: entries (E * K): below, MKL's ``mm`` is as fast and the autograd
-#: function's own cost is not repaid.
-FUSED_MIN_EXPERT_NUMEL = 2**16
+#: :func:`mix_experts` runs the fused CPU kernels from this many entries per
+#: expert kernel (K = C_out * C_in / groups * kh * kw; a 512 x 512 1x1 conv
+#: and up) and with more than one thread. Measured (2026-12-04, 2-core AMD
+#: EPYC, torch 2.13, cold caches; fused / ``mm`` time, forward + backward,
+#: N examples, E experts): 2 threads, 0.70-0.97 at K = 2**18 and up for N
+#: = 2-16 and E = 4-8, but up to 1.14 at K = 36864; 1 thread, 0.9-1.27
+#: (MKL's one-thread GEMM is as fast: the fused kernels win by sharing the
+#: columns out among the threads, which MKL does poorly for these shapes).
+FUSED_MIN_KERNEL_NUMEL = 2**18
+#: ... and from this many intra-op threads (``torch.get_num_threads()``).
+FUSED_MIN_THREADS = 2
 
 
 class _MixExperts(torch.autograd.Function):
@@ -89,9 +96,10 @@ class _MixExperts(torch.autograd.Function):
 def mix_experts(routing: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     """CondConv's per-example kernels ``K_n = sum_e r_ne W_e``, flattened.
 
-    On CPU, with ``routing`` and ``experts`` both float32 or both float64
-    and at least :data:`FUSED_MIN_EXPERT_NUMEL` expert entries, the fused
-    kernels of :mod:`.cpu_kernels` compute it (``MMCONVPLUG_CPU_KERNELS=0``
+    On CPU, with ``routing`` and ``experts`` both float32 or both float64,
+    expert kernels of at least :data:`FUSED_MIN_KERNEL_NUMEL` entries and
+    at least :data:`FUSED_MIN_THREADS` intra-op threads, the fused kernels of :mod:`.cpu_kernels`
+    compute it (``MMCONVPLUG_CPU_KERNELS=0``
     turns them off); otherwise, and while a graph is recorded (tracing,
     ONNX export, ``torch.compile``), ``routing @ experts`` (also under
     autocast, whose dtypes differ). The two compute the same sums.
@@ -105,7 +113,8 @@ def mix_experts(routing: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     """
     # Sizes are read only outside a recorded graph (a trace sees them as
     # tensors).
-    if (not is_exporting() and experts.numel() >= FUSED_MIN_EXPERT_NUMEL
+    if (not is_exporting() and experts.shape[1] >= FUSED_MIN_KERNEL_NUMEL
+            and torch.get_num_threads() >= FUSED_MIN_THREADS
             and cpu_kernels.usable(routing, experts)):
         return _MixExperts.apply(routing, experts)
     return routing @ experts

@@ -23,9 +23,9 @@ export, ``torch.compile``:
 (smaller kernels are as fast through MKL's ``bmm``), for RefConv only when
 each refocusing group holds one basis kernel (the official default for a
 dense conv) and the basis is frozen, for CondConv from
-:data:`~mmconvplug.convs.cond_conv_ops.FUSED_MIN_EXPERT_NUMEL` expert
-entries with the routing weights in the experts' dtype (not under
-autocast). Everything else (CUDA, half precision, grouped refocusing maps)
+:data:`~mmconvplug.convs.cond_conv_ops.FUSED_MIN_KERNEL_NUMEL` entries per
+expert kernel, with more than one thread (MKL's one-thread GEMM is as
+fast) and the routing weights in the experts' dtype (not under autocast). Everything else (CUDA, half precision, grouped refocusing maps)
 takes the eager ops, which compute the same values: the tests hold the two
 paths equal in float64.
 

@@ -197,7 +197,8 @@ def test_eager_rows_run_the_same_layer_with_the_kernels_off(monkeypatch):
 
     # CondConv: the experts are mixed by the kernels outside the wrapper
     # only; the outputs agree.
-    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_EXPERT_NUMEL', 0)
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_THREADS', 1)
     torch.manual_seed(0)
     layer = layers.build_layer(shape, 'CondConv').double()
     x = torch.randn(2, shape.in_channels, 6, 5, dtype=torch.float64)

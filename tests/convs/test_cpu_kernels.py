@@ -31,10 +31,22 @@ def kernels():
 @pytest.fixture(autouse=True)
 def _fused_at_every_size(monkeypatch):
     """DO-Conv takes the fused kernels from 2**19 kernel entries, CondConv
-    from 2**16 expert entries; these tests use small shapes, so the
-    thresholds are lifted."""
+    from 2**18 entries per expert and 2 threads; these tests use small
+    shapes (and the suite may run on one thread), so the thresholds are
+    lifted."""
     monkeypatch.setattr(do_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
-    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_EXPERT_NUMEL', 0)
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 0)
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_THREADS', 1)
+
+
+@pytest.fixture
+def two_threads():
+    """Two intra-op threads (pytest may run on one): the kernels' parallel
+    chunks, and the per-chunk partial sums of the small gradients, run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -54,17 +66,18 @@ def _do_grads(weight, depthwise, groups, grad):
 
 
 # (C_out, C_in, groups, k*k, D_mul): dense 3x3, D_mul > k*k, grouped,
-# depthwise, depthwise with a depth multiplier, 5x5, 1x3, and a grouped
-# layer large enough for the D gradient's per-chunk partial sums (one
-# chunk per thread from 2**16 multiply-adds; the suite runs 2 threads).
+# depthwise, depthwise with a depth multiplier, 5x5, 1x3, a grouped layer
+# large enough for the D gradient's per-chunk partial sums (one chunk per
+# thread from 2**16 multiply-adds; run on 2 threads), and a dense 3x3 with
+# more output channels than one 64-row block (plus a part block).
 DO_CASES = [(16, 8, 1, 9, 9), (12, 8, 1, 9, 13), (12, 8, 4, 9, 11),
             (8, 8, 8, 9, 9), (24, 8, 8, 9, 9), (6, 4, 2, 25, 25),
-            (128, 70, 1, 3, 4), (96, 64, 2, 9, 10)]
+            (128, 70, 1, 3, 4), (96, 64, 2, 9, 10), (160, 16, 1, 9, 9)]
 
 
 @pytest.mark.parametrize('out_ch,in_ch,groups,taps,d_mul', DO_CASES)
 def test_do_composition_equals_the_eager_ops_in_float64(
-        kernels, eager, out_ch, in_ch, groups, taps, d_mul):
+        kernels, eager, two_threads, out_ch, in_ch, groups, taps, d_mul):
     weight = torch.randn(out_ch, in_ch // groups, d_mul, dtype=F64)
     depthwise = torch.randn(in_ch, taps, d_mul, dtype=F64)
     grad = torch.randn(out_ch, in_ch // groups, taps, dtype=F64)
@@ -133,7 +146,8 @@ REFOCUS_CASES = [(8, 4, (3, 3), (3, 3)), (6, 4, (5, 5), (3, 3)),
 
 
 @pytest.mark.parametrize('out_ch,per_group,kernel,map_size', REFOCUS_CASES)
-def test_refocus_equals_the_eager_conv_in_float64(kernels, eager, out_ch,
+def test_refocus_equals_the_eager_conv_in_float64(kernels, eager,
+                                                  two_threads, out_ch,
                                                   per_group, kernel,
                                                   map_size):
     num = out_ch * per_group
@@ -164,7 +178,8 @@ MIX_CASES = [(2, 4, 600), (3, 1, 256), (1, 8, 257), (4, 32, 2100),
 
 
 @pytest.mark.parametrize('batch,experts,numel', MIX_CASES)
-def test_expert_mixing_equals_the_matmul_in_float64(kernels, eager, batch,
+def test_expert_mixing_equals_the_matmul_in_float64(kernels, eager,
+                                                    two_threads, batch,
                                                     experts, numel):
     routing = torch.rand(batch, experts, dtype=F64)
     weight = torch.randn(experts, numel, dtype=F64)
@@ -195,14 +210,24 @@ def test_expert_mixing_computes_only_the_gradients_asked_for(kernels,
 
 
 def test_small_expert_stacks_take_the_matmul(kernels, monkeypatch):
-    """Below ``FUSED_MIN_EXPERT_NUMEL`` CondConv mixes with ``mm``; so it
-    does under autocast (the routing weights are half precision there)."""
-    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_EXPERT_NUMEL', 4 * 300 + 1)
+    """Below ``FUSED_MIN_KERNEL_NUMEL`` entries per expert, and on one
+    thread, CondConv mixes with ``mm``; so it does under autocast (the
+    routing weights are half precision there)."""
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_KERNEL_NUMEL', 301)
+    monkeypatch.setattr(cond_conv_ops, 'FUSED_MIN_THREADS', 2)
     routing = torch.rand(2, 4, requires_grad=True)
-    assert mix_experts(routing, torch.randn(4, 300)).grad_fn.name() == (
-        'MmBackward0')
-    assert 'MixExperts' in mix_experts(routing,
-                                       torch.randn(4, 301)).grad_fn.name()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert mix_experts(routing, torch.randn(4, 300)).grad_fn.name() == (
+            'MmBackward0')
+        assert 'MixExperts' in mix_experts(
+            routing, torch.randn(4, 301)).grad_fn.name()
+        torch.set_num_threads(1)
+        assert mix_experts(routing, torch.randn(4, 301)).grad_fn.name() == (
+            'MmBackward0')
+    finally:
+        torch.set_num_threads(threads)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         layer = CondConv(8, 8, 3, padding=1)
         kernels_, _ = layer.mixed_kernels(

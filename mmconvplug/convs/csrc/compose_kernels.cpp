@@ -393,26 +393,39 @@ torch::Tensor refocus_backward(torch::Tensor grad, torch::Tensor basis,
 // --------------------------------------------------------------- CondConv
 // The per-example kernels of a CondConv layer: out[n, j] = sum_e r[n, e] *
 // W[e, j], routing r (N, E), experts W (E, K), K = the kernel's numel. A
-// GEMM with inner size E (4-32): MKL's sgemm runs it at about half the
-// memory bandwidth; this reads W once and writes out once, a block of
-// kMixBlock columns at a time (the block of W stays in cache across n).
+// GEMM with an inner size of E (4-32) and two rows or a few: MKL's threads
+// share it out poorly (measured: 2 threads about half the memory
+// bandwidth); this reads W once and writes out once, a block of kMixBlock
+// columns at a time (the block of W stays in cache across n), kCols
+// columns of a row summed over e in registers.
 constexpr int64_t kMixBlock = 256;
+constexpr int kCols = 32;
 
-// One block of columns [j0, j0 + len) of every example's kernel.
+// dst[0:len] = sum_i coef[i * coef_stride] * src[i * src_stride + 0:len]
+// over i < count (count >= 1), kCols columns at a time in registers.
 template <typename T>
-inline void mix_forward_block(
-    const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ out,
-    int64_t N, int64_t E, int64_t K, int64_t j0, int64_t len) {
-  for (int64_t n = 0; n < N; ++n) {
-    const T* rn = r + n * E;
-    T* o = out + n * K + j0;
-    const T* w0 = w + j0;
-    for (int64_t j = 0; j < len; ++j) o[j] = rn[0] * w0[j];
-    for (int64_t e = 1; e < E; ++e) {
-      const T re = rn[e];
-      const T* we = w + e * K + j0;
-      for (int64_t j = 0; j < len; ++j) o[j] += re * we[j];
+inline void weighted_row_sum(const T* __restrict__ coef, int64_t coef_stride,
+                             const T* __restrict__ src, int64_t src_stride,
+                             int64_t count, T* __restrict__ dst,
+                             int64_t len) {
+  int64_t j = 0;
+  for (; j + kCols <= len; j += kCols) {
+    T acc[kCols];
+    const T c0 = coef[0];
+    for (int v = 0; v < kCols; ++v) acc[v] = c0 * src[j + v];
+    for (int64_t i = 1; i < count; ++i) {
+      const T ci = coef[i * coef_stride];
+      const T* row = src + i * src_stride + j;
+      for (int v = 0; v < kCols; ++v) acc[v] += ci * row[v];
     }
+    for (int v = 0; v < kCols; ++v) dst[j + v] = acc[v];
+  }
+  for (; j < len; ++j) {
+    T acc = coef[0] * src[j];
+    for (int64_t i = 1; i < count; ++i) {
+      acc += coef[i * coef_stride] * src[i * src_stride + j];
+    }
+    dst[j] = acc;
   }
 }
 
@@ -425,79 +438,40 @@ void expert_mix_forward_impl(const T* r, const T* w, T* out, int64_t N,
   at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
     for (int64_t block = begin; block < end; ++block) {
       const int64_t j0 = block * kMixBlock;
-      mix_forward_block(r, w, out, N, E, K, j0, std::min(kMixBlock, K - j0));
+      const int64_t len = std::min(kMixBlock, K - j0);
+      for (int64_t n = 0; n < N; ++n) {
+        weighted_row_sum(r + n * E, 1, w + j0, K, E, out + n * K + j0, len);
+      }
     }
   });
 }
 
-// One row n of a block: acc[l] += g[j] * w[j] over lanes l = j % kLanes (a
-// vectorisable reduction without reassociating floating-point maths) and,
-// with GW, gw[j] = (ACCUMULATE ? gw[j] : 0) + r * g[j], in one sweep.
+// part[n * E + e] += sum_j g[n, j] * w[e, j] over one block of `len`
+// columns: kDotRows experts at a time, each in kLanes partial sums (a
+// vectorisable reduction without reassociating floating-point maths,
+// with enough independent sums to hide the multiply-add latency), added
+// in a fixed order.
 constexpr int kLanes = 16;
+constexpr int kDotRows = 4;
 
-template <typename T, bool GW, bool ACCUMULATE>
-inline T mix_backward_row(
-    const T* __restrict__ g, const T* __restrict__ w,
-                          T* __restrict__ gw, T r, int64_t len) {
-  T acc[kLanes] = {};
+template <typename T, int ROWS>
+inline void dot_rows(const T* __restrict__ g, const T* __restrict__ w,
+                     int64_t K, int64_t len, T* __restrict__ part) {
+  T acc[ROWS][kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= len; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const T gj = g[j + l];
-      acc[l] += gj * w[j + l];
-      if constexpr (GW) {
-        if constexpr (ACCUMULATE) {
-          gw[j + l] += r * gj;
-        } else {
-          gw[j + l] = r * gj;
-        }
-      }
+    for (int e = 0; e < ROWS; ++e) {
+      const T* we = w + e * K + j;
+      for (int l = 0; l < kLanes; ++l) acc[e][l] += g[j + l] * we[l];
     }
   }
   for (; j < len; ++j) {
-    acc[j % kLanes] += g[j] * w[j];
-    if constexpr (GW) {
-      if constexpr (ACCUMULATE) {
-        gw[j] += r * g[j];
-      } else {
-        gw[j] = r * g[j];
-      }
-    }
+    for (int e = 0; e < ROWS; ++e) acc[e][j % kLanes] += g[j] * w[e * K + j];
   }
-  T total = 0;
-  for (int l = 0; l < kLanes; ++l) total += acc[l];
-  return total;
-}
-
-// One block of columns [j0, j0 + len): grad_w's columns (gw non-null)
-// and the block's part of grad_r added into part (non-null).
-template <typename T>
-inline void mix_backward_block(
-    const T* g, const T* r, const T* w, T* grad_w, T* part, int64_t N,
-    int64_t E, int64_t K, int64_t j0, int64_t len) {
-  for (int64_t e = 0; e < E; ++e) {
-    const T* we = w + e * K + j0;
-    T* gw = grad_w != nullptr ? grad_w + e * K + j0 : nullptr;
-    for (int64_t n = 0; n < N; ++n) {
-      const T rn = r[n * E + e];
-      const T* gn = g + n * K + j0;
-      if (part == nullptr) {  // grad_w only
-        if (n == 0) {
-          for (int64_t j = 0; j < len; ++j) gw[j] = rn * gn[j];
-        } else {
-          for (int64_t j = 0; j < len; ++j) gw[j] += rn * gn[j];
-        }
-      } else if (gw == nullptr) {  // grad_r only
-        part[n * E + e] += mix_backward_row<T, false, false>(gn, we, gw, rn,
-                                                             len);
-      } else if (n == 0) {
-        part[n * E + e] += mix_backward_row<T, true, false>(gn, we, gw, rn,
-                                                            len);
-      } else {
-        part[n * E + e] += mix_backward_row<T, true, true>(gn, we, gw, rn,
-                                                           len);
-      }
-    }
+  for (int e = 0; e < ROWS; ++e) {
+    T total = 0;
+    for (int l = 0; l < kLanes; ++l) total += acc[e][l];
+    part[e] += total;
   }
 }
 
@@ -517,8 +491,23 @@ void expert_mix_backward_impl(const T* g, const T* r, const T* w, T* grad_w,
       T* part = partial_r != nullptr ? partial_r + chunk * N * E : nullptr;
       const int64_t c_end = std::min(K, (chunk + 1) * per_chunk);
       for (int64_t j0 = chunk * per_chunk; j0 < c_end; j0 += kMixBlock) {
-        mix_backward_block(g, r, w, grad_w, part, N, E, K, j0,
-                           std::min(kMixBlock, c_end - j0));
+        const int64_t len = std::min(kMixBlock, c_end - j0);
+        if (grad_w != nullptr) {
+          for (int64_t e = 0; e < E; ++e) {
+            weighted_row_sum(r + e, E, g + j0, K, N, grad_w + e * K + j0,
+                             len);
+          }
+        }
+        if (part == nullptr) continue;
+        for (int64_t n = 0; n < N; ++n) {
+          const T* gn = g + n * K + j0;
+          T* pn = part + n * E;
+          int64_t e = 0;
+          for (; e + kDotRows <= E; e += kDotRows) {
+            dot_rows<T, kDotRows>(gn, w + e * K + j0, K, len, pn + e);
+          }
+          for (; e < E; ++e) dot_rows<T, 1>(gn, w + e * K + j0, K, len, pn + e);
+        }
       }
     }
   });
