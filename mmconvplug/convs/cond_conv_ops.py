@@ -98,11 +98,11 @@ def mix_experts(routing: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
 
     On CPU, with ``routing`` and ``experts`` both float32 or both float64,
     expert kernels of at least :data:`FUSED_MIN_KERNEL_NUMEL` entries and
-    at least :data:`FUSED_MIN_THREADS` intra-op threads, the fused kernels of :mod:`.cpu_kernels`
-    compute it (``MMCONVPLUG_CPU_KERNELS=0``
-    turns them off); otherwise, and while a graph is recorded (tracing,
-    ONNX export, ``torch.compile``), ``routing @ experts`` (also under
-    autocast, whose dtypes differ). The two compute the same sums.
+    at least :data:`FUSED_MIN_THREADS` intra-op threads, the fused kernels
+    of :mod:`.cpu_kernels` compute it (``MMCONVPLUG_CPU_KERNELS=0`` turns
+    them off); otherwise, and while a graph is recorded (tracing, ONNX
+    export, ``torch.compile``), ``routing @ experts`` (also under autocast,
+    whose dtypes differ). The two compute the same sums.
 
     Args:
         routing (Tensor): ``r``, shape (N, E).

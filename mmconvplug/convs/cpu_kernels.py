@@ -25,9 +25,10 @@ each refocusing group holds one basis kernel (the official default for a
 dense conv) and the basis is frozen, for CondConv from
 :data:`~mmconvplug.convs.cond_conv_ops.FUSED_MIN_KERNEL_NUMEL` entries per
 expert kernel, with more than one thread (MKL's one-thread GEMM is as
-fast) and the routing weights in the experts' dtype (not under autocast). Everything else (CUDA, half precision, grouped refocusing maps)
-takes the eager ops, which compute the same values: the tests hold the two
-paths equal in float64.
+fast) and the routing weights in the experts' dtype (not under autocast).
+Everything else (CUDA, half precision, grouped refocusing maps) takes the
+eager ops, which compute the same values: the tests hold the two paths
+equal in float64.
 
 Instruction set: on an x86-64 CPU where ATen runs its AVX2 kernels the
 module is built with AVX2 and FMA (:func:`simd_flags`), else for the
