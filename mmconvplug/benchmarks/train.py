@@ -320,20 +320,26 @@ def composition_call(model: nn.Module) -> Optional[Callable[[], None]]:
     """Every kernel composition of ``model`` (the variant layers with a
     ``compose_kernel``: DO-Conv, RefConv), forward + backward into fresh
     gradients, as one call: the part of a train step that composes kernels.
-    None when the model composes none."""
+    A frozen layer (e.g. mmdet's ``frozen_stages``) composes forward only,
+    as in its train step. None when the model composes none."""
     layers = [module for module in model.modules()
               if is_conv_variant(module) and hasattr(module, 'compose_kernel')
               and getattr(module, 'weight', None) is not None]
     if not layers:
         return None
-    grads = [torch.randn_like(layer.compose_kernel().detach())
-             for layer in layers]
+    grads = []
+    for layer in layers:
+        kernel = layer.compose_kernel()
+        grads.append(torch.randn_like(kernel.detach())
+                     if kernel.requires_grad else None)
 
     def compose_all() -> None:
         for layer, grad in zip(layers, grads):
             for param in layer.parameters():
                 param.grad = None
-            layer.compose_kernel().backward(grad)
+            kernel = layer.compose_kernel()
+            if grad is not None:
+                kernel.backward(grad)
 
     return compose_all
 

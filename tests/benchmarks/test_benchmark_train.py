@@ -109,6 +109,13 @@ def test_the_composition_call_composes_every_variant_layer(tiny_plain):
                      if p.requires_grad and p is not getattr(layer, 'bias',
                                                              None)]
         assert trainable and all(p.grad is not None for p in trainable)
+        # A frozen layer (mmdet's frozen_stages) composes forward only.
+        layers[0].requires_grad_(False)
+        compose = train.composition_call(model)
+        compose()
+        assert all(p.grad is None for p in layers[0].parameters())
+        assert all(p.grad is not None for p in layers[1].parameters()
+                   if p.requires_grad and p is not layers[1].bias)
     cond = train.variant_from_plain(plain, train.build_model(
         variant_config(cfg, 'CondConv', 'mmdet')))
     assert train.composition_call(cond) is None  # it mixes, per example

@@ -506,7 +506,9 @@ void expert_mix_backward_impl(const T* g, const T* r, const T* w, T* grad_w,
           for (; e + kDotRows <= E; e += kDotRows) {
             dot_rows<T, kDotRows>(gn, w + e * K + j0, K, len, pn + e);
           }
-          for (; e < E; ++e) dot_rows<T, 1>(gn, w + e * K + j0, K, len, pn + e);
+          for (; e < E; ++e) {
+            dot_rows<T, 1>(gn, w + e * K + j0, K, len, pn + e);
+          }
         }
       }
     }
