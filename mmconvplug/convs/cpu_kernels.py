@@ -20,7 +20,8 @@ composing an eval kernel, never while a graph is recorded (tracing, ONNX
 export, ``torch.compile``:
 ``mmconvplug.utils.torch_helpers.is_exporting``); for DO-Conv from
 :data:`~mmconvplug.convs.do_conv_ops.FUSED_MIN_KERNEL_NUMEL` kernel entries
-(smaller kernels are as fast through MKL's ``bmm``), for RefConv only when
+(none with the AVX2 build; 2**19 with the baseline build, below which MKL's
+``bmm`` is as fast), for RefConv only when
 each refocusing group holds one basis kernel (the official default for a
 dense conv) and the basis is frozen, for CondConv from
 :data:`~mmconvplug.convs.cond_conv_ops.FUSED_MIN_KERNEL_NUMEL` entries per

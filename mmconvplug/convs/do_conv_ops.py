@@ -12,12 +12,15 @@ from mmconvplug.utils.torch_helpers import full_precision, is_exporting
 from . import cpu_kernels
 
 #: Kernels with fewer entries (C_out * C_in / groups * k*k) compose with the
-#: eager ops even where the fused CPU kernels apply: below this, MKL's
-#: batched matmul is as fast or faster than the fused loops. Measured, the
-#: composition's forward + backward of a dense 3x3 layer, fused vs eager,
-#: 2 threads: 0.23 vs 0.20 ms at 64 channels, 0.51 vs 0.51 ms at 128,
-#: 1.61 vs 1.85 ms at 256, 6.2 vs 7.9 ms at 512, 40 vs 87 ms at 1024.
-FUSED_MIN_KERNEL_NUMEL = 2**19
+#: eager ops even where the fused CPU kernels apply. With the kernels built
+#: for AVX2 + FMA (:func:`~.cpu_kernels.simd_flags`) they win at every size
+#: measured, so there is no threshold: the composition's forward + backward
+#: of a dense 3x3 layer, fused / eager, 2 threads (2026-12-04, AMD EPYC):
+#: 0.91 at 32 channels, 0.64 at 64, 0.45 at 128, 0.42 at 256. A baseline
+#: (SSE2) build keeps 2**19 (a 256 x 256 3x3 conv and up), below which MKL's
+#: batched matmul was as fast or faster: 0.23 vs 0.20 ms at 64 channels, 0.51
+#: vs 0.51 ms at 128, 1.61 vs 1.85 ms at 256, 6.2 vs 7.9 ms at 512.
+FUSED_MIN_KERNEL_NUMEL = 0 if cpu_kernels.simd_flags() else 2**19
 
 
 def _by_input(tensor: torch.Tensor, groups: int) -> torch.Tensor:
