@@ -269,9 +269,9 @@ def make_train_step(model: nn.Module, data: dict,
             to ``torch.compile`` for ``train_step``); backward and the
             optimizer step run eagerly, as there. Defaults to None (eager).
         phases (list, optional): Where each step appends its phases'
-            seconds, ``(forward + loss, backward, optimizer step + zero
-            grad)`` (``time.perf_counter``; CUDA synchronised first). Defaults
-            to None (not recorded).
+            seconds, ``(zero grad + forward + loss, backward, optimizer
+            step)`` (``time.perf_counter``; CUDA synchronised first).
+            Defaults to None (not recorded).
         cuda (bool): Synchronise CUDA around the phases. Defaults to False.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9,

@@ -57,7 +57,7 @@ UNFOLD_MIN_CHANNELS_PER_POSITION = 4.0
 #: expert kernel (K = C_out * C_in / groups * kh * kw; a 512 x 512 1x1 conv
 #: and up) and with more than one thread. Measured (2026-12-04, 2-core AMD
 #: EPYC, torch 2.13, cold caches; fused / ``mm`` time, forward + backward,
-#: N examples, E experts): 2 threads, 0.70-0.97 at K = 2**18 and up for N
+#: N examples, E experts): 2 threads, 0.55-0.97 at K = 2**18 and up for N
 #: = 2-16 and E = 4-8, but up to 1.14 at K = 36864; 1 thread, 0.9-1.27
 #: (MKL's one-thread GEMM is as fast: the fused kernels win by sharing the
 #: columns out among the threads, which MKL does poorly for these shapes).
@@ -70,9 +70,10 @@ class _MixExperts(torch.autograd.Function):
     """``K = r @ W`` (routing (N, E), experts (E, K)) through the fused CPU
     kernels: the forward reads ``W`` once and writes ``K`` once, a block of
     columns at a time; the backward makes one pass over ``W`` and the
-    incoming gradient for both gradients, ``r^T G`` and ``G W^T``. MKL's
-    GEMM with an inner size of E (4-32) runs at about half the memory
-    bandwidth and the two backward products read ``G`` and ``W`` apart.
+    incoming gradient for both gradients, ``r^T G`` and ``G W^T``. On 2
+    threads MKL's GEMM with an inner size of E (4-32) runs at about half
+    the memory bandwidth, and the two backward products read ``G`` and
+    ``W`` apart.
     """
 
     @staticmethod

@@ -11,9 +11,10 @@ C_in 3x3 images; :mod:`.cond_conv_ops`: GEMMs with an inner size of E, which
 MKL runs at about half the memory bandwidth) make several passes over
 kernel-sized tensors, or run below the bandwidth, where one pass suffices;
 these kernels make one pass each way. Measured at a 1024 x 1024 3x3 layer,
-2 threads: DO-Conv's composition forward + backward 40 ms against 87-89 ms
-eager, RefConv's refocusing 44-45 ms against 93-95 ms
-(``tools/benchmark.py layers --shapes composition``: docs/benchmarks.md).
+2 threads (2026-12-04, AVX2 build): DO-Conv's composition forward +
+backward 34-37 ms against 128-131 ms eager, RefConv's refocusing 34-37 ms
+against 104-112 ms (``tools/benchmark.py layers --shapes composition``:
+docs/benchmarks.md).
 
 When they run: on CPU tensors of float32 or float64, while training or
 composing an eval kernel, never while a graph is recorded (tracing, ONNX
