@@ -17,9 +17,11 @@ Two exact paths compute the batch from the per-example kernels (the
 ``strategy``; :mod:`.cond_conv_ops`): ``grouped``, timm's formulation (one
 grouped conv with a group per example), and ``unfold``, one batched matmul
 over the unfolded input, batch-size agnostic. ``strategy='auto'`` applies
-the rule of :meth:`CondConv.choose_strategy`. While tracing or exporting to
-ONNX the batch size must not enter the graph, so ``grouped`` (its group
-count) is replaced by ``unfold``, which gives the same result. So it is on
+the rule of :meth:`CondConv.choose_strategy`. While tracing or exporting
+(ONNX, ``torch.export``) the batch size must not enter the graph, so
+``grouped`` (its group count) is replaced by ``unfold``, which gives the
+same result; ``torch.compile`` keeps the rule (its graphs are guarded on
+the batch size, a new one recompiles). So it is on
 an empty batch (``(0, C, H, W)``, e.g. a mask head meeting no positive RoI),
 where a conv with zero groups does not exist: the layer then returns the
 empty output and, after a backward, zero gradients, as ``nn.Conv2d`` does.

@@ -52,3 +52,21 @@ def is_exporting() -> bool:
     """
     return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
             or is_compiling())
+
+
+def records_portable_graph() -> bool:
+    """True while a graph is recorded to be run elsewhere, at other input
+    sizes: ``torch.jit.trace``, ``torch.onnx.export`` (either exporter) and
+    ``torch.export``; not ``torch.compile``, whose graphs are guarded on the
+    sizes they specialise on (a new batch size recompiles).
+
+    Layers then keep sizes such as the batch out of the graph. On a torch
+    without ``torch.compiler.is_exporting`` (before 2.6) ``torch.export``
+    cannot be told from ``torch.compile``, so every dynamo trace counts.
+    """
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return True
+    exporting = getattr(torch.compiler, 'is_exporting', None)
+    if exporting is None:
+        return is_compiling()
+    return exporting()

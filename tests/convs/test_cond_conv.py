@@ -95,6 +95,47 @@ def test_trace_replaces_batch_dependent_strategies():
             torch.testing.assert_close(traced(x), layer(x))
 
 
+def test_torch_compile_keeps_the_rule_and_recompiles_for_a_new_batch(
+        monkeypatch):
+    """Under torch.compile the batch may enter the graph (dynamo guards on
+    it): 'auto' takes the grouped path where eager does (a depthwise conv:
+    unfold there costs 8-23x), and a new batch size gives eager's result;
+    torch.export, whose graph must serve any batch, keeps unfold."""
+    from mmconvplug.convs import cond_conv
+    from mmconvplug.utils import torch_helpers
+    taken = []
+    real = cond_conv.cond_conv_grouped
+
+    def spy(*args, **kwargs):
+        taken.append('grouped')
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cond_conv, 'cond_conv_grouped', spy)
+    torch._dynamo.reset()
+    layer = CondConv(8, 8, 3, padding=1, groups=8, num_experts=3).double()
+    compiled = torch.compile(layer, backend='aot_eager')
+    for batch in (2, 3):
+        x = torch.randn(batch, 8, 7, 6, dtype=torch.float64,
+                        requires_grad=True)
+        out = compiled(x)
+        if batch == 2:
+            assert taken  # dynamo traced the grouped path
+        expected = layer(x)
+        torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+        grad, = torch.autograd.grad(out.sum(), x)
+        expected_grad, = torch.autograd.grad(expected.sum(), x)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-10,
+                                   atol=1e-12)
+    torch._dynamo.reset()
+    if hasattr(torch.compiler, 'is_exporting'):
+        monkeypatch.setattr(torch.compiler, 'is_exporting', lambda: True)
+        assert torch_helpers.records_portable_graph()
+        assert layer.choose_strategy(torch.randn(2, 8, 7, 6)) == 'unfold'
+    monkeypatch.undo()
+    assert not torch_helpers.records_portable_graph()
+    assert layer.choose_strategy(torch.randn(2, 8, 7, 6)) == 'grouped'
+
+
 def test_from_conv_is_exact_and_breaks_expert_symmetry():
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2).double()
     x = torch.randn(3, 4, 9, 6, dtype=torch.float64)
