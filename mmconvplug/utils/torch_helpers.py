@@ -61,7 +61,7 @@ def records_portable_graph() -> bool:
     sizes they specialise on (a new batch size recompiles).
 
     Layers then keep sizes such as the batch out of the graph. On a torch
-    without ``torch.compiler.is_exporting`` (before 2.6) ``torch.export``
+    without ``torch.compiler.is_exporting`` (e.g. 2.1) ``torch.export``
     cannot be told from ``torch.compile``, so every dynamo trace counts.
     """
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
